@@ -1,0 +1,121 @@
+// Package store defines the control plane's storage seam: one small
+// transactional interface that the embedded SQLite backend and the
+// PostgreSQL backend both implement, and that the conformance suite in
+// storetest exercises against each.
+//
+// Every admin mutation runs inside Update together with its audit record, so
+// that a change and its audit entry are committed or lost together.
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/fleetgate/fleetgate/internal/model"
+)
+
+// Sentinel errors. Backends wrap driver errors into these so callers can use
+// errors.Is without knowing the backend.
+var (
+	// ErrNotFound: the object does not exist in the caller's tenant. It is
+	// also the answer for objects of another tenant, so that existence is
+	// never revealed across tenants.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique constraint (name, label, token hash) would be
+	// violated.
+	ErrConflict = errors.New("already exists")
+)
+
+// Store is a transactional control-plane store.
+type Store interface {
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Update runs fn in a read-write transaction. The transaction commits
+	// only when fn returns nil and is rolled back otherwise; an error from
+	// commit is returned. A nil return means the change is durable.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// Ping checks the store is reachable (for /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the store. In-flight transactions must have ended.
+	Close() error
+	// Backend names the implementation ("sqlite", "postgres").
+	Backend() string
+}
+
+// Page bounds a list. Limit 0 means the backend default (100); After is the
+// exclusive lower bound of the sort key (name or id) for keyset pagination.
+type Page struct {
+	Limit int
+	After string
+}
+
+// AuditFilter selects audit records of one tenant.
+type AuditFilter struct {
+	Actor      string
+	Action     string
+	ObjectType string
+	ObjectID   string
+	Since      int64 // unix microseconds, inclusive; 0 = unbounded
+	Until      int64 // unix microseconds, exclusive; 0 = unbounded
+	AfterSeq   int64 // exclusive
+	Limit      int
+}
+
+// Tx is a transaction. Every method is tenant-scoped: an object of another
+// tenant is reported as ErrNotFound. A Tx must not be used after the
+// function given to View or Update returns.
+type Tx interface {
+	CreateTenant(t *model.Tenant) error
+	GetTenant(id string) (*model.Tenant, error)
+	ListTenants(p Page) ([]model.Tenant, error)
+	UpdateTenant(t *model.Tenant) error
+	// DeleteTenant removes a tenant and every object in it except its
+	// audit log, which is kept for accountability.
+	DeleteTenant(id string) error
+
+	CreateOperator(o *model.Operator) error
+	GetOperator(tenant, id string) (*model.Operator, error)
+	GetOperatorByName(tenant, name string) (*model.Operator, error)
+	ListOperators(tenant string, p Page) ([]model.Operator, error)
+	UpdateOperator(o *model.Operator) error
+	DeleteOperator(tenant, id string) error
+
+	CreateToken(t *model.Token) error
+	GetToken(tenant, id string) (*model.Token, error)
+	// GetTokenByHash looks a token up across tenants by the SHA-256 of its
+	// secret: authentication happens before the tenant is known.
+	GetTokenByHash(hash []byte) (*model.Token, error)
+	ListTokens(tenant, operatorID string, p Page) ([]model.Token, error)
+	UpdateToken(t *model.Token) error
+	DeleteToken(tenant, id string) error
+
+	CreateAPI(a *model.API) error
+	GetAPI(tenant, name string) (*model.API, error)
+	ListAPIs(tenant string, p Page) ([]model.API, error)
+	UpdateAPI(a *model.API) error
+	DeleteAPI(tenant, id string) error
+
+	CreateVersion(v *model.Version) error
+	GetVersion(tenant, apiID, label string) (*model.Version, error)
+	ListVersions(tenant, apiID string, p Page) ([]model.Version, error)
+	// ListVersionsByState lists a tenant's versions in any of the states,
+	// across APIs ("" tenant: all tenants). The data plane builds its
+	// snapshot from the published and deprecated ones.
+	ListVersionsByState(tenant string, states ...model.State) ([]model.Version, error)
+	UpdateVersion(v *model.Version) error
+	DeleteVersion(tenant, id string) error
+
+	AddTransition(t *model.Transition) error
+	ListTransitions(tenant, versionID string) ([]model.Transition, error)
+
+	// AppendAudit appends rec to its tenant's hash chain: it assigns Seq,
+	// PrevHash and Hash under a lock on the chain head, so concurrent
+	// writers never fork the chain.
+	AppendAudit(rec *model.AuditRecord) error
+	ListAudit(tenant string, f AuditFilter) ([]model.AuditRecord, error)
+	// AuditHead returns the last sequence number and hash of a tenant's
+	// chain as recorded in the head row (0, "" when empty).
+	AuditHead(tenant string) (int64, string, error)
+	// AuditTenants lists the tenants that have an audit chain.
+	AuditTenants() ([]string, error)
+}
