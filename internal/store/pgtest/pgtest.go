@@ -55,4 +55,3 @@ func SchemaURL(t testing.TB) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
-

@@ -350,7 +350,10 @@ func testPagination(t *testing.T, s store.Store) {
 	after := ""
 	for pages := 0; pages < 10; pages++ {
 		var page []model.API
-		_ = s.View(ctx, func(tx store.Tx) (err error) { page, err = tx.ListAPIs("a", store.Page{Limit: 3, After: after}); return })
+		_ = s.View(ctx, func(tx store.Tx) (err error) {
+			page, err = tx.ListAPIs("a", store.Page{Limit: 3, After: after})
+			return
+		})
 		if len(page) == 0 {
 			break
 		}
