@@ -1,0 +1,138 @@
+// Package app is the composition root: it builds every part of a Fleetgate
+// node from its configuration, starts the listeners and stops them in
+// order. Only this package imports all the others.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fleetgate/fleetgate/internal/admin"
+	"github.com/fleetgate/fleetgate/internal/config"
+	"github.com/fleetgate/fleetgate/internal/lifecycle"
+	"github.com/fleetgate/fleetgate/internal/store"
+	"github.com/fleetgate/fleetgate/internal/store/postgres"
+	"github.com/fleetgate/fleetgate/internal/store/sqlite"
+	"github.com/fleetgate/fleetgate/internal/telemetry"
+)
+
+// App is a running (or ready to run) Fleetgate node.
+type App struct {
+	cfg      config.Config
+	log      *slog.Logger
+	store    store.Store
+	metrics  *telemetry.Metrics
+	admin    *admin.Server
+	adminSrv *http.Server
+	adminLn  net.Listener
+}
+
+// New opens the store (applying migrations), bootstraps the first tenant and
+// admin token when the store is empty, and builds the servers. The
+// bootstrap secret, when one is generated, is written once to notice
+// (stderr), never to the log.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Writer) (*App, error) {
+	a := &App{cfg: cfg, log: log, metrics: telemetry.NewMetrics()}
+	var err error
+	switch {
+	case cfg.Store == "sqlite":
+		a.store, err = sqlite.Open(ctx, cfg.DataDir)
+	default:
+		a.store, err = postgres.Open(ctx, cfg.Store)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	secret, err := bootstrap(ctx, a.store, cfg.AdminToken)
+	if err != nil {
+		a.store.Close()
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if secret != "" {
+		fmt.Fprintf(notice, "\nFleetgate bootstrap admin token (shown once; it is stored only as a hash):\n\n    %s\n\nexport FLEETGATE_TOKEN=%s\n\n", secret, secret)
+	}
+	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: lifecycle.New(), Logger: log, Metrics: a.metrics})
+	mux := http.NewServeMux()
+	mux.Handle(admin.Prefix+"/", a.admin)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain")
+		if err := a.store.Ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "store unavailable\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	a.adminSrv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+// Store exposes the store (for tests and embedded use).
+func (a *App) Store() store.Store { return a.store }
+
+// Start binds the listeners and serves in the background. A port already in
+// use is reported with the flag that changes it.
+func (a *App) Start() error {
+	ln, err := listen(a.cfg.AdminAddr, "--admin-addr")
+	if err != nil {
+		return err
+	}
+	a.adminLn = ln
+	go func() {
+		if err := a.adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin listener stopped", "err", err)
+		}
+	}()
+	a.log.Info("fleetgate started", "admin", "http://"+ln.Addr().String(), "store", a.store.Backend(), "data_dir", a.cfg.DataDir)
+	return nil
+}
+
+func listen(addr, flag string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%s is already in use; choose another address with %s (or its FLEETGATE_%s env var)",
+				addr, flag, strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_")))
+		}
+		return nil, fmt.Errorf("listen %s (%s): %w", addr, flag, err)
+	}
+	return ln, nil
+}
+
+// AdminURL is the base URL of the bound admin listener.
+func (a *App) AdminURL() string { return "http://" + a.adminLn.Addr().String() }
+
+// Shutdown stops accepting, lets in-flight requests finish (until ctx ends)
+// and closes the store.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	if a.adminLn != nil {
+		errs = append(errs, a.adminSrv.Shutdown(ctx))
+	}
+	errs = append(errs, a.store.Close())
+	a.log.Info("fleetgate stopped")
+	return errors.Join(errs...)
+}
