@@ -124,6 +124,7 @@ type Version struct {
 	Bindings  Bindings   `json:"bindings"`
 	Upstream  Upstream   `json:"upstream"`
 	Spec      *Spec      `json:"spec,omitempty"`
+	Policy    Policy     `json:"policy"`
 	Author    string     `json:"author"`
 	Sunset    *time.Time `json:"sunset,omitempty"`
 	Successor string     `json:"successor,omitempty"`

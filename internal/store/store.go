@@ -61,6 +61,14 @@ type AuditFilter struct {
 	Limit      int
 }
 
+// OwnershipFilter selects ownership relations; After is the exclusive
+// cursor "subject|object_type|object_id".
+type OwnershipFilter struct {
+	Subject, ObjectType, ObjectID string
+	After                         string
+	Limit                         int
+}
+
 // Tx is a transaction. Every method is tenant-scoped: an object of another
 // tenant is reported as ErrNotFound. A Tx must not be used after the
 // function given to View or Update returns.
@@ -104,6 +112,25 @@ type Tx interface {
 	ListVersionsByState(tenant string, states ...model.State) ([]model.Version, error)
 	UpdateVersion(v *model.Version) error
 	DeleteVersion(tenant, id string) error
+
+	// Applications, API keys and ownership. A "" tenant in the list
+	// methods means every tenant, and a negative Limit means no limit:
+	// the snapshot builder reads everything at once.
+	CreateApp(a *model.Application) error
+	GetApp(tenant, name string) (*model.Application, error)
+	ListApps(tenant string, p Page) ([]model.Application, error)
+	UpdateApp(a *model.Application) error
+	DeleteApp(tenant, id string) error
+
+	CreateAPIKey(k *model.APIKey) error
+	GetAPIKey(tenant, id string) (*model.APIKey, error)
+	ListAPIKeys(tenant, appID string, p Page) ([]model.APIKey, error)
+	UpdateAPIKey(k *model.APIKey) error
+	DeleteAPIKey(tenant, id string) error
+
+	AddOwnership(o *model.Ownership) error
+	RemoveOwnership(o *model.Ownership) error
+	ListOwnerships(tenant string, f OwnershipFilter) ([]model.Ownership, error)
 
 	AddTransition(t *model.Transition) error
 	ListTransitions(tenant, versionID string) ([]model.Transition, error)

@@ -140,7 +140,7 @@ func (t *tx) UpdateTenant(v *model.Tenant) error {
 }
 
 func (t *tx) DeleteTenant(id string) error {
-	for _, table := range []string{"transitions", "versions", "apis", "tokens", "operators"} {
+	for _, table := range []string{"transitions", "versions", "apis", "tokens", "operators", "api_keys", "applications", "ownerships"} {
 		if _, err := t.exec(`DELETE FROM `+table+` WHERE tenant_id = ?`, id); err != nil {
 			return err
 		}
@@ -310,7 +310,7 @@ func (t *tx) DeleteAPI(tenant, id string) error {
 
 // ---- versions
 
-const versionCols = `v.id, v.tenant_id, v.api_id, a.name, v.label, v.state, v.bindings, v.upstream, v.spec_format, v.spec_version, v.spec_content, v.author, v.sunset, v.successor, v.created_at, v.updated_at`
+const versionCols = `v.id, v.tenant_id, v.api_id, a.name, v.label, v.state, v.bindings, v.upstream, v.spec_format, v.spec_version, v.spec_content, v.author, v.sunset, v.successor, v.created_at, v.updated_at, v.policy`
 const versionFrom = ` FROM versions v JOIN apis a ON a.id = v.api_id AND a.tenant_id = v.tenant_id `
 
 func scanVersion(r scanner) (*model.Version, error) {
@@ -319,9 +319,13 @@ func scanVersion(r scanner) (*model.Version, error) {
 	var content sql.NullString
 	var sunset sql.NullInt64
 	var c, u int64
+	var policy string
 	if err := r.Scan(&v.ID, &v.TenantID, &v.APIID, &v.APIName, &v.Label, &v.State, &bindings, &upstream,
-		&sf, &sv, &content, &v.Author, &sunset, &v.Successor, &c, &u); err != nil {
+		&sf, &sv, &content, &v.Author, &sunset, &v.Successor, &c, &u, &policy); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(policy), &v.Policy); err != nil {
+		return nil, fmt.Errorf("version %s: policy: %w", v.ID, err)
 	}
 	if err := json.Unmarshal([]byte(bindings), &v.Bindings); err != nil {
 		return nil, fmt.Errorf("version %s: bindings: %w", v.ID, err)
@@ -337,20 +341,21 @@ func scanVersion(r scanner) (*model.Version, error) {
 	return &v, nil
 }
 
-func versionArgs(v *model.Version) (bindings, upstream string, sf, sv string, content sql.NullString) {
+func versionArgs(v *model.Version) (bindings, upstream string, sf, sv string, content sql.NullString, policy string) {
 	b, _ := json.Marshal(v.Bindings)
+	policy = jsonText(v.Policy)
 	u, _ := json.Marshal(v.Upstream)
 	if v.Spec != nil {
 		sf, sv, content = v.Spec.Format, v.Spec.Version, sql.NullString{String: v.Spec.Content, Valid: true}
 	}
-	return string(b), string(u), sf, sv, content
+	return string(b), string(u), sf, sv, content, policy
 }
 
 func (t *tx) CreateVersion(v *model.Version) error {
-	b, u, sf, sv, content := versionArgs(v)
-	_, err := t.exec(`INSERT INTO versions (id, tenant_id, api_id, label, state, bindings, upstream, spec_format, spec_version, spec_content, author, sunset, successor, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		v.ID, v.TenantID, v.APIID, v.Label, string(v.State), b, u, sf, sv, content, v.Author, nullUS(v.Sunset), v.Successor, us(v.CreatedAt), us(v.UpdatedAt))
+	b, u, sf, sv, content, policy := versionArgs(v)
+	_, err := t.exec(`INSERT INTO versions (id, tenant_id, api_id, label, state, bindings, upstream, spec_format, spec_version, spec_content, author, sunset, successor, created_at, updated_at, policy)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.ID, v.TenantID, v.APIID, v.Label, string(v.State), b, u, sf, sv, content, v.Author, nullUS(v.Sunset), v.Successor, us(v.CreatedAt), us(v.UpdatedAt), policy)
 	return err
 }
 
@@ -379,10 +384,10 @@ func (t *tx) ListVersionsByState(tenant string, states ...model.State) ([]model.
 }
 
 func (t *tx) UpdateVersion(v *model.Version) error {
-	b, u, sf, sv, content := versionArgs(v)
-	return t.execOne(`UPDATE versions SET state = ?, bindings = ?, upstream = ?, spec_format = ?, spec_version = ?, spec_content = ?, sunset = ?, successor = ?, updated_at = ?
+	b, u, sf, sv, content, policy := versionArgs(v)
+	return t.execOne(`UPDATE versions SET state = ?, bindings = ?, upstream = ?, spec_format = ?, spec_version = ?, spec_content = ?, sunset = ?, successor = ?, updated_at = ?, policy = ?
 		WHERE tenant_id = ? AND id = ?`,
-		string(v.State), b, u, sf, sv, content, nullUS(v.Sunset), v.Successor, us(v.UpdatedAt), v.TenantID, v.ID)
+		string(v.State), b, u, sf, sv, content, nullUS(v.Sunset), v.Successor, us(v.UpdatedAt), policy, v.TenantID, v.ID)
 }
 
 func (t *tx) DeleteVersion(tenant, id string) error {

@@ -31,6 +31,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditChainConcurrent", testAuditConcurrent},
 		{"Pagination", testPagination},
 		{"DeleteTenantKeepsAudit", testDeleteTenantKeepsAudit},
+		{"ConsumersAndOwnership", testConsumers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -379,4 +380,75 @@ func testDeleteTenantKeepsAudit(t *testing.T, s store.Store) {
 	if len(recs) != 1 {
 		t.Fatalf("audit after tenant delete: %d records", len(recs))
 	}
+}
+
+func testConsumers(t *testing.T, s store.Store) {
+	seedTenant(t, s, "a")
+	seedTenant(t, s, "b")
+	app := &model.Application{ID: "app1", TenantID: "a", Name: "fleet-ops", Attributes: map[string]string{"region": "eu"},
+		CertFingerprints: []string{"ab12"}, CreatedAt: now(), UpdatedAt: now()}
+	key := &model.APIKey{ID: "k1", TenantID: "a", AppID: "app1", Name: "prod", Prefix: "fgk_abc", Hash: []byte{9, 9}, CreatedAt: now()}
+	mustUpdate(t, s, func(tx store.Tx) error {
+		if err := tx.CreateApp(app); err != nil {
+			return err
+		}
+		if err := tx.CreateAPIKey(key); err != nil {
+			return err
+		}
+		for _, o := range []model.Ownership{
+			{TenantID: "a", Subject: "user:alice", ObjectType: "vehicle", ObjectID: "VIN1", CreatedAt: now()},
+			{TenantID: "a", Subject: "user:alice", ObjectType: "vehicle", ObjectID: "VIN2", CreatedAt: now()},
+			{TenantID: "b", Subject: "user:alice", ObjectType: "vehicle", ObjectID: "VIN9", CreatedAt: now()},
+		} {
+			if err := tx.AddOwnership(&o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	err := s.Update(ctx, func(tx store.Tx) error {
+		return tx.AddOwnership(&model.Ownership{TenantID: "a", Subject: "user:alice", ObjectType: "vehicle", ObjectID: "VIN1", CreatedAt: now()})
+	})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate ownership: %v", err)
+	}
+	_ = s.View(ctx, func(tx store.Tx) error {
+		got, err := tx.GetApp("a", "fleet-ops")
+		if err != nil || got.Attributes["region"] != "eu" || got.CertFingerprints[0] != "ab12" {
+			t.Errorf("app round trip: %+v %v", got, err)
+		}
+		if _, err := tx.GetApp("b", "fleet-ops"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("app across tenants: %v", err)
+		}
+		keys, err := tx.ListAPIKeys("", "", store.Page{Limit: -1})
+		if err != nil || len(keys) != 1 || keys[0].AppName != "fleet-ops" || keys[0].Hash[0] != 9 {
+			t.Errorf("all keys: %+v %v", keys, err)
+		}
+		if _, err := tx.GetAPIKey("b", "k1"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("key across tenants: %v", err)
+		}
+		owned, err := tx.ListOwnerships("a", store.OwnershipFilter{Subject: "user:alice", Limit: 1})
+		if err != nil || len(owned) != 1 || owned[0].ObjectID != "VIN1" {
+			t.Errorf("ownership page 1: %+v %v", owned, err)
+		}
+		owned, _ = tx.ListOwnerships("a", store.OwnershipFilter{Subject: "user:alice", After: "user:alice|vehicle|VIN1"})
+		if len(owned) != 1 || owned[0].ObjectID != "VIN2" {
+			t.Errorf("ownership page 2: %+v", owned)
+		}
+		all, _ := tx.ListOwnerships("", store.OwnershipFilter{Limit: -1})
+		if len(all) != 3 {
+			t.Errorf("all ownerships: %d", len(all))
+		}
+		return nil
+	})
+	mustUpdate(t, s, func(tx store.Tx) error {
+		return tx.RemoveOwnership(&model.Ownership{TenantID: "a", Subject: "user:alice", ObjectType: "vehicle", ObjectID: "VIN1"})
+	})
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.DeleteApp("a", "app1") })
+	_ = s.View(ctx, func(tx store.Tx) error {
+		if keys, _ := tx.ListAPIKeys("a", "", store.Page{}); len(keys) != 0 {
+			t.Errorf("keys survive their application: %d", len(keys))
+		}
+		return nil
+	})
 }
