@@ -164,6 +164,7 @@ type versionBody struct {
 	Bindings *model.Bindings `json:"bindings"`
 	Upstream *model.Upstream `json:"upstream"`
 	Spec     *string         `json:"spec"`
+	Policy   *model.Policy   `json:"policy"`
 }
 
 // buildVersion validates b and fills v: the spec is parsed (and kept
@@ -192,7 +193,11 @@ func buildVersion(b *versionBody, v *model.Version) error {
 	if b.Upstream != nil {
 		v.Upstream = *b.Upstream
 	}
+	if b.Policy != nil {
+		v.Policy = *b.Policy
+	}
 	errs = append(errs, validateBindings(&v.Bindings)...)
+	errs = append(errs, validatePolicy(&v.Policy, &v.Bindings)...)
 	errs = append(errs, validateUpstream(&v.Upstream)...)
 	if errs != nil {
 		return invalid("invalid version", errs...)

@@ -255,6 +255,7 @@ func versionChanges(cur, want *model.Version) []string {
 	eq("bindings", cur.Bindings, want.Bindings)
 	eq("upstream", cur.Upstream, want.Upstream)
 	eq("spec", cur.Spec, want.Spec)
+	eq("policy", cur.Policy, want.Policy)
 	return out
 }
 

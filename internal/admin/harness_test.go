@@ -31,6 +31,7 @@ func newEnv(t *testing.T) *env {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AdminToken = rootToken
 	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
 	if err != nil {

@@ -17,11 +17,16 @@ import (
 
 	"github.com/fleetgate/fleetgate/internal/admin"
 	"github.com/fleetgate/fleetgate/internal/config"
+	"github.com/fleetgate/fleetgate/internal/gateway/httpgw"
 	"github.com/fleetgate/fleetgate/internal/lifecycle"
+	"github.com/fleetgate/fleetgate/internal/policy"
+	"github.com/fleetgate/fleetgate/internal/ratelimit"
+	"github.com/fleetgate/fleetgate/internal/snapshot"
 	"github.com/fleetgate/fleetgate/internal/store"
 	"github.com/fleetgate/fleetgate/internal/store/postgres"
 	"github.com/fleetgate/fleetgate/internal/store/sqlite"
 	"github.com/fleetgate/fleetgate/internal/telemetry"
+	"github.com/fleetgate/fleetgate/internal/usage"
 )
 
 // App is a running (or ready to run) Fleetgate node.
@@ -33,6 +38,18 @@ type App struct {
 	admin    *admin.Server
 	adminSrv *http.Server
 	adminLn  net.Listener
+
+	engine    *policy.Engine
+	builder   *snapshot.Builder
+	usage     *usage.Recorder
+	counter   *ratelimit.Local
+	gateway   *httpgw.Gateway
+	dataSrvs  []*http.Server
+	dataLns   []net.Listener
+	dataKinds []int // 0 http, 1 https, per dataLns entry
+	bgCtx     context.Context
+	bgCancel  context.CancelFunc
+	bgDone    chan struct{}
 }
 
 // New opens the store (applying migrations), bootstraps the first tenant and
@@ -59,7 +76,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 	if secret != "" {
 		fmt.Fprintf(notice, "\nFleetgate bootstrap admin token (shown once; it is stored only as a hash):\n\n    %s\n\nexport FLEETGATE_TOKEN=%s\n\n", secret, secret)
 	}
-	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: lifecycle.New(), Logger: log, Metrics: a.metrics})
+	bg, cancel := context.WithCancel(context.Background())
+	a.bgCtx, a.bgCancel, a.bgDone = bg, cancel, make(chan struct{})
+	a.counter = ratelimit.NewLocal(ratelimit.LocalOptions{MaxBuckets: cfg.RateLimitMax})
+	dp := a.metrics.NewDataPlane()
+	a.engine = policy.NewEngine(policy.Options{Counter: a.counter, OnCounterError: func(err error) {
+		log.Warn("rate-limit counter failed; request allowed", "err", err)
+	}})
+	a.usage = usage.New()
+	a.builder = snapshot.New(bg, a.store, a.engine, log)
+	a.builder.OnBuild = func(s *policy.Snapshot) { dp.Snapshot(s.Serial) }
+	if _, err := a.builder.Build(ctx); err != nil {
+		cancel()
+		a.store.Close()
+		return nil, fmt.Errorf("first snapshot: %w", err)
+	}
+	a.gateway = httpgw.New(httpgw.Options{Engine: a.engine, Usage: a.usage, Metrics: dp, Logger: log, AccessLog: cfg.AccessLog})
+	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: lifecycle.New(), Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify})
 	mux := http.NewServeMux()
 	mux.Handle(admin.Prefix+"/", a.admin)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -102,11 +135,22 @@ func (a *App) Start() error {
 	}
 	a.adminLn = ln
 	go func() {
+		defer close(a.bgDone)
+		a.builder.Run(a.bgCtx)
+	}()
+	if err := a.startDataPlane(); err != nil {
+		return err
+	}
+	go func() {
 		if err := a.adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("admin listener stopped", "err", err)
 		}
 	}()
-	a.log.Info("fleetgate started", "admin", "http://"+ln.Addr().String(), "store", a.store.Backend(), "data_dir", a.cfg.DataDir)
+	attrs := []any{"admin", "http://" + ln.Addr().String(), "store", a.store.Backend(), "data_dir", a.cfg.DataDir}
+	for i, l := range a.dataLns {
+		attrs = append(attrs, []string{"http", "https"}[a.dataKinds[i]], l.Addr().String())
+	}
+	a.log.Info("fleetgate started", attrs...)
 	return nil
 }
 
@@ -129,9 +173,17 @@ func (a *App) AdminURL() string { return "http://" + a.adminLn.Addr().String() }
 // and closes the store.
 func (a *App) Shutdown(ctx context.Context) error {
 	var errs []error
+	for _, srv := range a.dataSrvs {
+		errs = append(errs, srv.Shutdown(ctx))
+	}
 	if a.adminLn != nil {
 		errs = append(errs, a.adminSrv.Shutdown(ctx))
 	}
+	a.bgCancel()
+	if a.adminLn != nil {
+		<-a.bgDone
+	}
+	a.counter.Close()
 	errs = append(errs, a.store.Close())
 	a.log.Info("fleetgate stopped")
 	return errors.Join(errs...)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,15 @@ type Config struct {
 	LogFormat       string
 	LogLevel        string
 	ShutdownTimeout time.Duration
+	// Data plane.
+	HTTPAddr     string // plain HTTP listener ("" disables it)
+	HTTPSAddr    string // TLS listener ("" disables it)
+	TLSCert      string // PEM certificate chain of the HTTPS listener
+	TLSKey       string // PEM private key of the HTTPS listener
+	TLSClientCA  string // PEM bundle of CAs trusted for client certificates
+	ClientAuth   string // none, request or require (client certificates on HTTPS)
+	AccessLog    bool
+	RateLimitMax int // cap on local rate-limit buckets
 	// AdminToken presets the bootstrap admin token (env
 	// FLEETGATE_ADMIN_TOKEN only: secrets do not belong in flags, which
 	// show up in process listings).
@@ -41,6 +51,10 @@ func Default() Config {
 		LogFormat:       "text",
 		LogLevel:        "info",
 		ShutdownTimeout: 15 * time.Second,
+		HTTPAddr:        "127.0.0.1:8080",
+		ClientAuth:      "request",
+		AccessLog:       true,
+		RateLimitMax:    1_000_000,
 	}
 }
 
@@ -54,6 +68,14 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("log-format", d.LogFormat, "log format: text or json")
 	fs.String("log-level", d.LogLevel, "log level: debug, info, warn or error")
 	fs.Duration("shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may run after SIGINT/SIGTERM")
+	fs.String("http-addr", d.HTTPAddr, "listen address of the plain-HTTP data plane (empty disables it)")
+	fs.String("https-addr", d.HTTPSAddr, "listen address of the HTTPS data plane (needs --tls-cert and --tls-key)")
+	fs.String("tls-cert", d.TLSCert, "PEM certificate chain of the HTTPS data plane")
+	fs.String("tls-key", d.TLSKey, "PEM private key of the HTTPS data plane")
+	fs.String("tls-client-ca", d.TLSClientCA, "PEM CAs trusted to sign client certificates (mTLS)")
+	fs.String("client-auth", d.ClientAuth, "client certificates on HTTPS: none, request (verify when sent) or require")
+	fs.Bool("access-log", d.AccessLog, "log one line per data-plane request")
+	fs.Int("rate-limit-max-buckets", d.RateLimitMax, "cap on rate-limit buckets kept in memory")
 }
 
 // fileConfig mirrors Config for strict YAML decoding.
@@ -64,6 +86,14 @@ type fileConfig struct {
 	LogFormat       *string `yaml:"log_format"`
 	LogLevel        *string `yaml:"log_level"`
 	ShutdownTimeout *string `yaml:"shutdown_timeout"`
+	HTTPAddr        *string `yaml:"http_addr"`
+	HTTPSAddr       *string `yaml:"https_addr"`
+	TLSCert         *string `yaml:"tls_cert"`
+	TLSKey          *string `yaml:"tls_key"`
+	TLSClientCA     *string `yaml:"tls_client_ca"`
+	ClientAuth      *string `yaml:"client_auth"`
+	AccessLog       *string `yaml:"access_log"`
+	RateLimitMax    *string `yaml:"rate_limit_max_buckets"`
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -80,7 +110,8 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 			return c, err
 		}
 	}
-	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout"} {
+	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout",
+		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets"} {
 		if v := getenv("FLEETGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
 			set[name] = v
 		}
@@ -106,6 +137,30 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("shutdown-timeout: %w", err)
 			}
 			c.ShutdownTimeout = d
+		case "http-addr":
+			c.HTTPAddr = v
+		case "https-addr":
+			c.HTTPSAddr = v
+		case "tls-cert":
+			c.TLSCert = v
+		case "tls-key":
+			c.TLSKey = v
+		case "tls-client-ca":
+			c.TLSClientCA = v
+		case "client-auth":
+			c.ClientAuth = v
+		case "access-log":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return c, fmt.Errorf("access-log %q: want true or false", v)
+			}
+			c.AccessLog = b
+		case "rate-limit-max-buckets":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1000 {
+				return c, fmt.Errorf("rate-limit-max-buckets %q: want an integer of at least 1000", v)
+			}
+			c.RateLimitMax = n
 		}
 	}
 	c.AdminToken = getenv("FLEETGATE_ADMIN_TOKEN")
@@ -134,6 +189,14 @@ func loadFile(path string, set map[string]string) error {
 	put("log-format", fc.LogFormat)
 	put("log-level", fc.LogLevel)
 	put("shutdown-timeout", fc.ShutdownTimeout)
+	put("http-addr", fc.HTTPAddr)
+	put("https-addr", fc.HTTPSAddr)
+	put("tls-cert", fc.TLSCert)
+	put("tls-key", fc.TLSKey)
+	put("tls-client-ca", fc.TLSClientCA)
+	put("client-auth", fc.ClientAuth)
+	put("access-log", fc.AccessLog)
+	put("rate-limit-max-buckets", fc.RateLimitMax)
 	return nil
 }
 
@@ -152,6 +215,25 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return fmt.Errorf("log-format %q: want text or json", c.LogFormat)
+	}
+	for flag, addr := range map[string]string{"http-addr": c.HTTPAddr, "https-addr": c.HTTPSAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s %q: want host:port", flag, addr)
+		}
+	}
+	if c.HTTPSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
+		return errors.New("https-addr needs tls-cert and tls-key")
+	}
+	switch c.ClientAuth {
+	case "none", "request", "require":
+	default:
+		return fmt.Errorf("client-auth %q: want none, request or require", c.ClientAuth)
+	}
+	if c.ClientAuth == "require" && c.TLSClientCA == "" {
+		return errors.New("client-auth require needs tls-client-ca")
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("shutdown-timeout must be positive")

@@ -74,7 +74,7 @@ var startedRe = regexp.MustCompile(`"admin":"(http://127\.0\.0\.1:\d+)"`)
 // start runs `fleetgate serve` and waits until its admin listener is up.
 func start(t *testing.T, env []string, args ...string) *node {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--admin-addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	cmd := exec.Command(binary, append([]string{"serve", "--admin-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	n := &node{t: t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	pr, pw := io.Pipe()

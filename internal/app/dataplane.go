@@ -1,0 +1,97 @@
+package app
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+)
+
+// startDataPlane binds the HTTP and HTTPS data-plane listeners.
+func (a *App) startDataPlane() error {
+	newSrv := func() *http.Server {
+		return &http.Server{
+			Handler:           a.gateway,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		}
+	}
+	if a.cfg.HTTPAddr != "" {
+		ln, err := listen(a.cfg.HTTPAddr, "--http-addr")
+		if err != nil {
+			return err
+		}
+		srv := newSrv()
+		a.dataSrvs, a.dataLns, a.dataKinds = append(a.dataSrvs, srv), append(a.dataLns, ln), append(a.dataKinds, 0)
+		go a.serve(srv, func() error { return srv.Serve(ln) }, "http")
+	}
+	if a.cfg.HTTPSAddr != "" {
+		tc, err := a.tlsConfig()
+		if err != nil {
+			return err
+		}
+		ln, err := listen(a.cfg.HTTPSAddr, "--https-addr")
+		if err != nil {
+			return err
+		}
+		srv := newSrv()
+		srv.TLSConfig = tc
+		a.dataSrvs, a.dataLns, a.dataKinds = append(a.dataSrvs, srv), append(a.dataLns, ln), append(a.dataKinds, 1)
+		// ServeTLS enables HTTP/2 (ALPN h2) alongside HTTP/1.1.
+		go a.serve(srv, func() error { return srv.ServeTLS(ln, "", "") }, "https")
+	}
+	return nil
+}
+
+func (a *App) serve(_ *http.Server, run func() error, name string) {
+	if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.log.Error("data-plane listener stopped", "listener", name, "err", err)
+	}
+}
+
+// tlsConfig: TLS 1.2+, and client certificates per --client-auth. Without a
+// client CA, "request" still asks for a certificate and TLS proves the
+// client holds its key; the engine then accepts only certificates pinned to
+// an application, like SSH keys.
+func (a *App) tlsConfig() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if a.cfg.TLSClientCA != "" {
+		pem, err := os.ReadFile(a.cfg.TLSClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-client-ca %s: no PEM certificates found", a.cfg.TLSClientCA)
+		}
+		tc.ClientCAs = pool
+	}
+	switch {
+	case a.cfg.ClientAuth == "require":
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	case a.cfg.ClientAuth == "request" && tc.ClientCAs != nil:
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	case a.cfg.ClientAuth == "request":
+		tc.ClientAuth = tls.RequestClientCert
+	}
+	return tc, nil
+}
+
+// DataURLs lists the bound data-plane base URLs ("http://127.0.0.1:8080").
+func (a *App) DataURLs() []string {
+	var out []string
+	for i, l := range a.dataLns {
+		out = append(out, []string{"http://", "https://"}[a.dataKinds[i]]+l.Addr().String())
+	}
+	return out
+}

@@ -1,0 +1,191 @@
+package httpgw
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Passive health: a target that fails failThreshold consecutive times is
+// skipped for cooldown; one success resets it.
+const (
+	failThreshold = 3
+	cooldown      = 10 * time.Second
+	maxAttempts   = 3
+)
+
+var errNoHealthy = errors.New("no healthy upstream target")
+
+type target struct {
+	url       *url.URL
+	fails     atomic.Int32
+	downUntil atomic.Int64 // unix nanoseconds
+}
+
+func (t *target) healthy(now int64) bool { return t.downUntil.Load() <= now }
+
+func (t *target) failed(now time.Time) {
+	if t.fails.Add(1) >= failThreshold {
+		t.downUntil.Store(now.Add(cooldown).UnixNano())
+		t.fails.Store(0)
+	}
+}
+
+func (t *target) succeeded() {
+	if t.fails.Load() != 0 {
+		t.fails.Store(0)
+	}
+}
+
+// pool balances over the targets of one upstream, round robin, skipping
+// targets marked down. When every target is down it still tries the next
+// one, so an upstream that recovers is found without waiting out the
+// cooldown of every target.
+type pool struct {
+	targets []*target
+	next    atomic.Uint64
+}
+
+func (p *pool) pick(exclude *target) *target {
+	n := len(p.targets)
+	if n == 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	start := p.next.Add(1)
+	for i := 0; i < n; i++ {
+		t := p.targets[(start+uint64(i))%uint64(n)]
+		if t != exclude && t.healthy(now) {
+			return t
+		}
+	}
+	t := p.targets[start%uint64(n)]
+	if t == exclude && n > 1 {
+		t = p.targets[(start+1)%uint64(n)]
+	}
+	return t
+}
+
+// pools caches one pool per distinct target list across snapshots, so
+// health state and connection reuse survive configuration changes.
+type pools struct {
+	mu sync.RWMutex
+	m  map[string]*pool
+}
+
+func (ps *pools) get(targets []string) (*pool, error) {
+	key := strings.Join(targets, "\x00")
+	ps.mu.RLock()
+	p := ps.m[key]
+	ps.mu.RUnlock()
+	if p != nil {
+		return p, nil
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if p = ps.m[key]; p != nil {
+		return p, nil
+	}
+	p = &pool{}
+	for _, s := range targets {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		p.targets = append(p.targets, &target{url: u})
+	}
+	if ps.m == nil {
+		ps.m = map[string]*pool{}
+	}
+	ps.m[key] = p
+	return p, nil
+}
+
+type poolKey struct{}
+
+// balancer is the proxy's RoundTripper: it picks the target per attempt and
+// retries connection failures of idempotent requests without a body on
+// another target. Responses, even 5xx, are never retried: the upstream may
+// have acted.
+type balancer struct {
+	rt http.RoundTripper
+}
+
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return r.Body == nil || r.Body == http.NoBody
+	}
+	return false
+}
+
+func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
+	p, _ := req.Context().Value(poolKey{}).(*pool)
+	if p == nil {
+		return nil, errNoHealthy
+	}
+	var last *target
+	var err error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		t := p.pick(last)
+		if t == nil {
+			return nil, errNoHealthy
+		}
+		out := req
+		if attempt > 0 {
+			out = req.Clone(req.Context())
+		}
+		u := *out.URL
+		u.Scheme, u.Host = t.url.Scheme, t.url.Host
+		if t.url.Path != "" && t.url.Path != "/" {
+			u.Path = strings.TrimSuffix(t.url.Path, "/") + u.Path
+			u.RawPath = ""
+		}
+		out.URL = &u
+		var resp *http.Response
+		resp, err = b.rt.RoundTrip(out)
+		if err == nil {
+			t.succeeded()
+			return resp, nil
+		}
+		if req.Context().Err() != nil {
+			return nil, err
+		}
+		t.failed(time.Now())
+		last = t
+		if !idempotent(req) || !retryable(err) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// retryable: the request never reached the upstream application (dial
+// failure, reset before a response).
+func retryable(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) == false && strings.Contains(err.Error(), "connection reset")
+}
+
+func newTransport() *http.Transport {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil, // never route upstream traffic through an environment proxy
+		DialContext:           d.DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}

@@ -1,0 +1,347 @@
+// Package httpgw is the HTTP adapter of the data plane: it matches a request
+// to a route of the current snapshot, asks the policy engine, enforces the
+// decision with HTTP statuses and problem+json, and proxies allowed
+// requests to the version's upstream. It decides nothing itself and never
+// reads the store.
+package httpgw
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"github.com/fleetgate/fleetgate/internal/policy"
+	"github.com/fleetgate/fleetgate/internal/ratelimit"
+	"github.com/fleetgate/fleetgate/internal/telemetry"
+	"github.com/fleetgate/fleetgate/internal/usage"
+)
+
+// defaultMaxBody bounds bodies the gateway reads for routes without a
+// declared limit.
+const defaultMaxBody = 1 << 20
+
+// ProblemBase prefixes problem types of the data plane.
+const ProblemBase = "https://fleetgate.dev/problems/"
+
+// Options configure a Gateway.
+type Options struct {
+	Engine    *policy.Engine
+	Usage     *usage.Recorder
+	Metrics   *telemetry.DataPlane
+	Logger    *slog.Logger
+	AccessLog bool
+	// UpstreamTimeout bounds a whole upstream exchange (default 30 s).
+	UpstreamTimeout time.Duration
+}
+
+// Gateway is the HTTP data-plane handler.
+type Gateway struct {
+	o     Options
+	proxy *httputil.ReverseProxy
+	pools pools
+}
+
+// New builds a gateway.
+func New(o Options) *Gateway {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.UpstreamTimeout == 0 {
+		o.UpstreamTimeout = 30 * time.Second
+	}
+	g := &Gateway{o: o}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// The balancer sets scheme and host per attempt; keep the path.
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "upstream.invalid"
+			pr.SetXForwarded()
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:     &balancer{rt: newTransport()},
+		FlushInterval: -1, // stream (server-sent events, long polls)
+		ErrorHandler:  g.upstreamError,
+		ErrorLog:      slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+	return g
+}
+
+type reqInfoKey struct{}
+
+// reqInfo travels with the request through the proxy for error handling.
+type reqInfo struct {
+	route  *policy.Route
+	status int
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	reqID := r.Header.Get("X-Request-Id")
+	if !validRequestID(reqID) {
+		reqID = newRequestID()
+	}
+	r.Header.Set("X-Request-Id", reqID)
+	w.Header().Set("X-Request-Id", reqID)
+	s := g.o.Engine.Snapshot()
+	var pbuf [policy.MaxParams]policy.Param
+	rt, params := s.MatchHTTP(r.Method, r.URL.Path, pbuf[:0])
+	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if rt == nil {
+		if g.o.Usage != nil {
+			g.o.Usage.Shadow("http", r.Method, r.URL.Path, callerHint(r), start)
+		}
+		g.deny(w, r, reqID, &policy.Decision{Status: policy.NotFound, Reason: policy.ReasonNoRoute, Detail: "no published API declares " + r.Method + " " + r.URL.Path}, start)
+		return
+	}
+	req := policy.Request{
+		Protocol: policy.HTTP, Action: r.Method, Path: r.URL.Path, Route: rt, Params: params,
+		Query: r.URL.Query(), Header: r.Header, ContentType: r.Header.Get("Content-Type"), ClientIP: clientIP, Now: start,
+	}
+	req.Credentials.APIKey = r.Header.Get(rt.APIKeyHeader())
+	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
+		req.Credentials.Bearer = strings.TrimSpace(auth[7:])
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		req.Credentials.PeerCert = r.TLS.PeerCertificates[0]
+	}
+	if rt.Validator != nil && r.Body != nil && r.Body != http.NoBody {
+		limit := rt.Validator.MaxBodyBytes()
+		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err != nil {
+			g.deny(w, r, reqID, &policy.Decision{Route: rt, Status: policy.Invalid, Reason: policy.ReasonInvalid, Detail: "the request body could not be read", Pointer: "/body"}, start)
+			return
+		}
+		if int64(len(body)) > limit {
+			g.deny(w, r, reqID, &policy.Decision{Route: rt, Status: policy.TooLarge, Reason: policy.ReasonInvalid, Detail: "the request body exceeds the operation's limit", Pointer: "/body"}, start)
+			return
+		}
+		req.Body = body
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	}
+	d := g.o.Engine.Decide(r.Context(), s, &req)
+	if d.HasRateLimit {
+		setRateLimitHeaders(w.Header(), &d.RateLimit)
+	}
+	if !d.Allowed() {
+		g.deny(w, r, reqID, &d, start)
+		return
+	}
+	if g.o.Usage != nil {
+		g.o.Usage.Use(rt.Tenant, rt.VersionID, d.Principal.Subject, start)
+	}
+	if rt.DeprecationHeader != "" {
+		h := w.Header()
+		h.Set("Deprecation", rt.DeprecationHeader)
+		if rt.SunsetHeader != "" {
+			h.Set("Sunset", rt.SunsetHeader)
+		}
+		if rt.Successor != "" {
+			h.Set("Link", `<`+rt.Successor+`>; rel="successor-version"`)
+		}
+	}
+	p, err := g.pools.get(rt.Upstream)
+	if err != nil || len(rt.Upstream) == 0 {
+		g.problem(w, r, reqID, http.StatusBadGateway, "no-upstream", "Bad gateway", "this API version has no upstream", "")
+		g.record(rt, http.StatusBadGateway, start, r, d.Principal)
+		return
+	}
+	// Identity headers for the upstream: drop anything the caller sent
+	// under our prefix, then state who was authenticated.
+	for k := range r.Header {
+		if strings.HasPrefix(k, "X-Fleetgate-") {
+			r.Header.Del(k)
+		}
+	}
+	r.Header.Set("X-Fleetgate-Subject", d.Principal.Subject)
+	r.Header.Del("Authorization")
+	r.Header.Del(rt.APIKeyHeader())
+	info := &reqInfo{route: rt}
+	ctx, cancel := context.WithTimeout(r.Context(), g.o.UpstreamTimeout)
+	defer cancel()
+	ctx = context.WithValue(context.WithValue(ctx, poolKey{}, p), reqInfoKey{}, info)
+	sw := &statusWriter{ResponseWriter: w}
+	g.proxy.ServeHTTP(sw, r.WithContext(ctx))
+	g.record(rt, sw.code(), start, r, d.Principal)
+}
+
+func (g *Gateway) record(rt *policy.Route, status int, start time.Time, r *http.Request, p *policy.Principal) {
+	if g.o.Metrics != nil {
+		g.o.Metrics.Request("http", rt.API, rt.Version, rt.OperationID, status, time.Since(start))
+	}
+	if g.o.AccessLog {
+		sub := ""
+		if p != nil {
+			sub = p.Subject
+		}
+		g.o.Logger.Info("access", "method", r.Method, "path", r.URL.Path, "status", status, "api", rt.API, "version", rt.Version,
+			"operation", rt.OperationID, "subject", sub, "request_id", r.Header.Get("X-Request-Id"), "duration_us", time.Since(start).Microseconds())
+	}
+}
+
+// statusOf maps a decision to an HTTP status and problem type.
+func statusOf(d *policy.Decision) (int, string, string) {
+	switch d.Status {
+	case policy.Unauthenticated:
+		return http.StatusUnauthorized, "unauthenticated/" + d.Reason, "Unauthenticated"
+	case policy.Forbidden:
+		return http.StatusForbidden, "forbidden/" + d.Reason, "Forbidden"
+	case policy.NotFound:
+		return http.StatusNotFound, "not-found", "Not found"
+	case policy.Gone:
+		return http.StatusGone, "gone/version-retired", "Gone"
+	case policy.Blocked:
+		return http.StatusForbidden, "forbidden/version-blocked", "Forbidden"
+	case policy.RateLimited:
+		return http.StatusTooManyRequests, "rate-limited", "Too many requests"
+	case policy.Invalid:
+		return http.StatusBadRequest, "invalid-request", "Invalid request"
+	case policy.TooLarge:
+		return http.StatusRequestEntityTooLarge, "too-large", "Request body too large"
+	}
+	return http.StatusInternalServerError, "internal", "Internal error"
+}
+
+func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, reqID string, d *policy.Decision, start time.Time) {
+	status, typ, title := statusOf(d)
+	if d.WWWAuthenticate != "" && status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", d.WWWAuthenticate)
+	}
+	if g.o.Metrics != nil {
+		g.o.Metrics.Denial("http", d.Reason)
+	}
+	g.problem(w, r, reqID, status, typ, title, d.Detail, d.Pointer)
+	if d.Route != nil {
+		g.record(d.Route, status, start, r, d.Principal)
+	} else if g.o.Metrics != nil {
+		g.o.Metrics.Request("http", "", "", "", status, time.Since(start))
+	}
+}
+
+type problemBody struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Instance  string `json:"instance,omitempty"`
+	RequestID string `json:"request_id"`
+	Pointer   string `json:"pointer,omitempty"`
+}
+
+func (g *Gateway) problem(w http.ResponseWriter, r *http.Request, reqID string, status int, typ, title, detail, pointer string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problemBody{Type: ProblemBase + typ, Title: title, Status: status, Detail: detail,
+		Instance: r.URL.Path, RequestID: reqID, Pointer: pointer})
+}
+
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	info, _ := r.Context().Value(reqInfoKey{}).(*reqInfo)
+	status, kind, detail := http.StatusBadGateway, "connect", "the upstream could not be reached"
+	switch {
+	case errors.Is(err, errNoHealthy):
+		status, kind, detail = http.StatusServiceUnavailable, "unavailable", "no healthy upstream"
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		status, kind, detail = http.StatusGatewayTimeout, "timeout", "the upstream did not answer in time"
+	case errors.Is(err, context.Canceled):
+		return // the client went away
+	}
+	if info != nil && g.o.Metrics != nil {
+		g.o.Metrics.UpstreamError(info.route.API, info.route.Version, kind)
+	}
+	g.o.Logger.Warn("upstream error", "kind", kind, "err", err.Error(), "request_id", r.Header.Get("X-Request-Id"))
+	g.problem(w, r, r.Header.Get("X-Request-Id"), status, "upstream-"+kind, http.StatusText(status), detail, "")
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func setRateLimitHeaders(h http.Header, v *policy.RateLimitVerdict) {
+	pol, rl, retry := ratelimit.Headers(v.Policy, v.Limit, v.Result)
+	h.Set("RateLimit-Policy", pol)
+	h.Set("RateLimit", rl)
+	if retry != "" {
+		h.Set("Retry-After", retry)
+	}
+}
+
+// callerHint names the caller of shadow traffic without verifying
+// anything: the key prefix or "anonymous". Never the secret.
+func callerHint(r *http.Request) string {
+	if k := r.Header.Get("X-API-Key"); len(k) >= 12 {
+		return "api_key:" + k[:12]
+	}
+	if r.Header.Get("Authorization") != "" {
+		return "bearer"
+	}
+	return "anonymous"
+}
+
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(c int) {
+	if w.status == 0 {
+		w.status = c
+	}
+	w.ResponseWriter.WriteHeader(c)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Flush lets the proxy stream.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap exposes the underlying writer to http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
