@@ -20,8 +20,8 @@ import (
 
 func main() {
 	root := &cobra.Command{
-		Use:           "fleetgate",
-		Short:         "Fleetgate: a security gateway for IoT APIs over HTTP, MQTT and CoAP",
+		Use:          "fleetgate",
+		Short:        "Fleetgate: a security gateway for IoT APIs over HTTP, MQTT and CoAP",
 		SilenceUsage: true,
 	}
 	root.AddCommand(serveCmd(os.Stderr))

@@ -391,4 +391,3 @@ func (s *Server) deleteOwnership(w http.ResponseWriter, r *http.Request, p *prin
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-

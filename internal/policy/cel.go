@@ -107,8 +107,8 @@ func (e *RuleError) Error() string {
 
 // rule is a compiled CEL rule.
 type rule struct {
-	expr       string
-	prg        cel.Program
+	expr string
+	prg  cel.Program
 }
 
 // CompileRule compiles a rule, or returns a *RuleError locating the first

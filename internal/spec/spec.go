@@ -324,6 +324,18 @@ func (d *Document) Bindings() model.Bindings {
 	return model.Bindings{}
 }
 
+// Root returns the document's root mapping, with the line and column of
+// every node, for passes that need to see the whole document (lint rules,
+// breaking-change diffs). It is read-only: callers must not modify it, since
+// a Document is shared and Bindings and Security read the same tree
+// concurrently. It returns nil for a nil Document.
+func (d *Document) Root() *yaml.Node {
+	if d == nil {
+		return nil
+	}
+	return d.root
+}
+
 // nodeOr returns n, or fallback when n is nil; for positioning errors on a
 // value that is missing or unresolvable.
 func nodeOr(n, fallback *yaml.Node) *yaml.Node {
