@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/fleetgate/fleetgate/internal/identity/credential"
 	"github.com/fleetgate/fleetgate/internal/model"
@@ -344,4 +345,50 @@ func (p *Principal) bucketKey(l *limitSpec) string {
 	k := l.prefix + p.Subject
 	p.keys.Store(l, k)
 	return k
+}
+
+// AuthenticateSession authenticates a long-lived session (an MQTT CONNECT,
+// a DTLS handshake) before any route is known: the credential alone names
+// the tenant. API keys and pinned client certificates are accepted; the
+// returned principal is then attached to every request of the session.
+func (e *Engine) AuthenticateSession(s *Snapshot, c Credentials, now time.Time) (*Principal, Status, string) {
+	if c.PeerCert != nil {
+		sum := sha256.Sum256(c.PeerCert.Raw)
+		if p := s.pins[hex.EncodeToString(sum[:])]; p != nil {
+			return p, Allow, ""
+		}
+		if c.APIKey == "" {
+			return nil, Unauthenticated, ReasonBadCredentials
+		}
+	}
+	if c.APIKey != "" {
+		if !credential.LooksLikeAPIKey(c.APIKey) {
+			return nil, Unauthenticated, ReasonBadCredentials
+		}
+		k := s.keys[credential.HashAPIKey(c.APIKey)]
+		if k == nil || k.revoked || (k.expires != nil && !now.Before(*k.expires)) {
+			return nil, Unauthenticated, ReasonBadCredentials
+		}
+		return k.principal, Allow, ""
+	}
+	return nil, Unauthenticated, ReasonNoCredentials
+}
+
+// PrincipalValid reports whether a session principal is still backed by a
+// live credential in snapshot s (revoked keys and removed applications end
+// their sessions).
+func (s *Snapshot) PrincipalValid(p *Principal, now time.Time) bool {
+	if p == nil {
+		return false
+	}
+	if k := s.byCred[p.Credential]; k != nil {
+		return k.principal.Tenant == p.Tenant && k.principal.ID == p.ID && !k.revoked && (k.expires == nil || now.Before(*k.expires))
+	}
+	// Pinned certificates: the application must still pin one.
+	for _, pp := range s.pins {
+		if pp.Tenant == p.Tenant && pp.ID == p.ID && p.Credential == "certificate" {
+			return true
+		}
+	}
+	return false
 }

@@ -32,6 +32,7 @@ type Snapshot struct {
 	// Routers per protocol.
 	http, mqtt, coap *router
 	keys             map[[32]byte]*keyEntry
+	byCred           map[string]*keyEntry // "api_key:<id>" -> entry
 	pins             map[string]*Principal // cert fingerprint -> application
 	owners           map[ownKey]struct{}
 	// Warnings are problems that did not stop compilation (a version
@@ -127,6 +128,7 @@ func Compile(in *Input, jwt JWTFactory) *Snapshot {
 		Serial: in.Serial, Built: time.Now(),
 		http: newRouter(), mqtt: newRouter(), coap: newRouter(),
 		keys:   make(map[[32]byte]*keyEntry, len(in.Keys)),
+		byCred: make(map[string]*keyEntry, len(in.Keys)),
 		pins:   map[string]*Principal{},
 		owners: make(map[ownKey]struct{}, len(in.Ownerships)),
 	}
@@ -147,7 +149,9 @@ func Compile(in *Input, jwt JWTFactory) *Snapshot {
 		}
 		var h [32]byte
 		copy(h[:], k.Hash)
-		s.keys[h] = &keyEntry{principal: appPrincipal(a, "api_key:"+k.ID), expires: k.ExpiresAt, revoked: k.RevokedAt != nil}
+		e := &keyEntry{principal: appPrincipal(a, "api_key:"+k.ID), expires: k.ExpiresAt, revoked: k.RevokedAt != nil}
+		s.keys[h] = e
+		s.byCred[e.principal.Credential] = e
 	}
 	for _, o := range in.Ownerships {
 		s.owners[ownKey{o.TenantID, o.Subject, o.ObjectType, o.ObjectID}] = struct{}{}
