@@ -48,9 +48,9 @@ func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
 // Swap installs s for every later request.
 func (e *Engine) Swap(s *Snapshot) { e.snap.Store(s) }
 
-// Decide evaluates r against snapshot s, in the architecture's order:
-// lifecycle, authentication, identity binding, CEL rules, rate limit,
-// schema validation. The first failing step decides.
+// Decide evaluates r against snapshot s: lifecycle, authentication, rate
+// limit, identity binding, CEL rules, schema validation. The first failing
+// step decides.
 func (e *Engine) Decide(ctx context.Context, s *Snapshot, r *Request) Decision {
 	rt := r.Route
 	if rt == nil {
@@ -73,6 +73,28 @@ func (e *Engine) Decide(ctx context.Context, s *Snapshot, r *Request) Decision {
 		return d
 	}
 	d.Principal = p
+	// The rate limit is charged right after authentication, before any
+	// authorization: denied requests count too, so walking identifiers
+	// (the Nissan attack) is throttled like any other traffic.
+	if rt.limit != nil && e.opts.Counter != nil {
+		res, err := e.opts.Counter.Take(ctx, p.bucketKey(rt.limit), rt.limit.limit, 1, r.Now)
+		if err != nil {
+			if e.opts.OnCounterError != nil {
+				e.opts.OnCounterError(err)
+			}
+			if e.opts.FailClosed {
+				d.Status, d.Reason, d.Detail = RateLimited, ReasonRateLimited, "rate limit unavailable"
+				return d
+			}
+		} else {
+			d.RateLimit = RateLimitVerdict{Policy: rt.limit.name, Limit: rt.limit.limit, Result: res}
+			d.HasRateLimit = true
+			if !res.Allowed {
+				d.Status, d.Reason, d.Detail = RateLimited, ReasonRateLimited, "rate limit exceeded"
+				return d
+			}
+		}
+	}
 	for i := range rt.bindings {
 		if !s.bound(&rt.bindings[i], rt, p, r) {
 			// The same answer whether the object exists or not.
@@ -90,25 +112,6 @@ func (e *Engine) Decide(ctx context.Context, s *Snapshot, r *Request) Decision {
 			}
 			if !ok {
 				d.Status, d.Reason, d.Detail = Forbidden, ReasonRule, "denied by an authorization rule"
-				return d
-			}
-		}
-	}
-	if rt.limit != nil && e.opts.Counter != nil {
-		res, err := e.opts.Counter.Take(ctx, p.bucketKey(rt.limit), rt.limit.limit, 1, r.Now)
-		if err != nil {
-			if e.opts.OnCounterError != nil {
-				e.opts.OnCounterError(err)
-			}
-			if e.opts.FailClosed {
-				d.Status, d.Reason, d.Detail = RateLimited, ReasonRateLimited, "rate limit unavailable"
-				return d
-			}
-		} else {
-			d.RateLimit = RateLimitVerdict{Policy: rt.limit.name, Limit: rt.limit.limit, Result: res}
-			d.HasRateLimit = true
-			if !res.Allowed {
-				d.Status, d.Reason, d.Detail = RateLimited, ReasonRateLimited, "rate limit exceeded"
 				return d
 			}
 		}

@@ -48,6 +48,7 @@ type node struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	url    string
+	data   string // data-plane base URL
 	stderr *lockedBuffer
 	done   chan error
 }
@@ -69,7 +70,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var startedRe = regexp.MustCompile(`"admin":"(http://127\.0\.0\.1:\d+)"`)
+var (
+	startedRe = regexp.MustCompile(`"admin":"(http://127\.0\.0\.1:\d+)"`)
+	dataRe    = regexp.MustCompile(`"http":"(127\.0\.0\.1:\d+)"`)
+)
 
 // start runs `fleetgate serve` and waits until its admin listener is up.
 func start(t *testing.T, env []string, args ...string) *node {
@@ -90,6 +94,9 @@ func start(t *testing.T, env []string, args ...string) *node {
 			line := sc.Text()
 			n.stderr.Write([]byte(line + "\n"))
 			if m := startedRe.FindStringSubmatch(line); m != nil {
+				if d := dataRe.FindStringSubmatch(line); d != nil {
+					n.data = "http://" + d[1]
+				}
 				select {
 				case urlc <- m[1]:
 				default:
