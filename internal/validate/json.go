@@ -80,7 +80,9 @@ func (e *syntaxError) Error() string { return fmt.Sprintf("offset %d: %s", e.off
 //   - duplicate member names are refused (parsers disagree on which wins);
 //   - invalid UTF-8 and unpaired surrogate escapes are refused rather than
 //     replaced with U+FFFD;
-//   - nesting deeper than maxDepth is refused before any validation.
+//   - nesting deeper than maxDepth is refused before any validation;
+//   - numbers with absurd exponents or lengths are refused (see
+//     checkNumberRange), since exact comparisons on them are expensive.
 //
 // Strings without escapes are not copied: they alias in (unsafe.String). This
 // is what makes parsing allocation-free, and it is sound because a doc lives
@@ -156,8 +158,44 @@ func (d *doc) number() (node, error) {
 	if n == 0 {
 		return node{}, d.errorf("invalid number")
 	}
+	lit := d.alias(start, start+n)
+	if err := checkNumberRange(lit); err != nil {
+		return node{}, d.errorf("%v", err)
+	}
 	d.pos += n
-	return node{kind: kNumber, str: d.alias(start, d.pos)}, nil
+	return node{kind: kNumber, str: lit}, nil
+}
+
+// Limits on number literals. Exact comparisons fall back to math/big, whose
+// cost grows with the exponent: "1.5e1000000" takes tens of milliseconds,
+// so a small body of such numbers would pin a CPU. No real payload comes
+// near these limits (float64 spans about 1e-324 to 1e308).
+const (
+	maxNumberLen = 1024
+	maxExponent  = 1024
+)
+
+// checkNumberRange refuses number literals past maxNumberLen or whose
+// exponent part exceeds maxExponent in magnitude. lit must be a valid JSON
+// number.
+func checkNumberRange(lit string) error {
+	if len(lit) > maxNumberLen {
+		return fmt.Errorf("number literal longer than %d characters", maxNumberLen)
+	}
+	i := strings.IndexAny(lit, "eE")
+	if i < 0 {
+		return nil
+	}
+	exp := 0
+	for _, c := range lit[i+1:] {
+		if c >= '0' && c <= '9' {
+			exp = exp*10 + int(c-'0')
+			if exp > maxExponent {
+				return fmt.Errorf("number exponent beyond ±%d", maxExponent)
+			}
+		}
+	}
+	return nil
 }
 
 // scanNumber returns the length of the JSON number at the start of b, or 0

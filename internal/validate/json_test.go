@@ -37,6 +37,10 @@ func TestParse(t *testing.T) {
 		{name: "large object", in: largeObject(100, false), ok: true},
 		{name: "trailing data", in: `1 2`},
 		{name: "truncated literal", in: `tru`},
+		{name: "exponent at limit", in: `[1e1024, 1E-1024, 1e+0001024]`, ok: true},
+		{name: "huge exponent", in: `1.5e1025`},
+		{name: "huge negative exponent", in: `1e-99999999999999999999`},
+		{name: "very long number", in: "1" + strings.Repeat("0", maxNumberLen)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var d doc

@@ -61,11 +61,15 @@ func loadDocument(data []byte) (map[string]any, error) {
 	return root, nil
 }
 
+// checkDepth bounds the nesting and the number literals of a decoded JSON
+// document.
 func checkDepth(v any, depth int) error {
 	if depth > maxDocDepth {
 		return fmt.Errorf("document nests deeper than %d levels", maxDocDepth)
 	}
 	switch v := v.(type) {
+	case json.Number:
+		return checkNumberRange(string(v))
 	case map[string]any:
 		for _, c := range v {
 			if err := checkDepth(c, depth+1); err != nil {
@@ -150,6 +154,9 @@ func scalar(n *yaml.Node) (any, error) {
 		return b, nil
 	case "!!int", "!!float":
 		if scanNumber([]byte(n.Value)) == len(n.Value) {
+			if err := checkNumberRange(n.Value); err != nil {
+				return nil, fmt.Errorf("line %d: %w", n.Line, err)
+			}
 			return json.Number(n.Value), nil
 		}
 		var f float64

@@ -99,6 +99,9 @@ func CompileOpenAPI(doc []byte) (*Set, error) {
 	}
 	paths, _ := c.req["paths"].(map[string]any)
 	for _, tpl := range slices.Sorted(maps.Keys(paths)) {
+		if strings.HasPrefix(tpl, "x-") {
+			continue // a specification extension, not a path
+		}
 		item, itemAt, err := deref(c.req, paths[tpl], []string{"paths", tpl})
 		if err != nil {
 			return nil, err

@@ -155,6 +155,7 @@ func TestOpenAPI30Requests(t *testing.T) {
 		{name: "JSON content parameter", op: get, mutate: query("filter", `{"minSoc":50}`)},
 		{name: "JSON content parameter schema", op: get, mutate: query("filter", `{"minSoc":101}`), ptr: "/query/filter/minSoc", kw: "maximum"},
 		{name: "JSON content parameter malformed", op: get, mutate: query("filter", `{"minSoc"`), ptr: "/query/filter", kw: "json"},
+		{name: "query key without values", op: get, mutate: func(in *Input) { in.Query = url.Values{"filter": {}, "window[from]": {}, "cells": {}} }, ptr: "/query/window/from", kw: "type"},
 		{name: "body on operation without requestBody", op: get, mutate: func(in *Input) { in.Body = []byte("anything") }},
 
 		{name: "recursive schema", op: put, mutate: func(in *Input) {

@@ -307,7 +307,7 @@ func object(name, style string, explode bool, props map[string]typeSet) func(*sc
 		s.d.nodes = append(s.d.nodes, n)
 	}
 	return func(s *scratch, in *Input, raw []string) (node, *Error) {
-		first := len(s.d.nodes)
+		start := len(s.d.nodes)
 		switch {
 		case style == "deepObject":
 			var keys []string
@@ -318,12 +318,12 @@ func object(name, style string, explode bool, props map[string]typeSet) func(*sc
 			}
 			slices.Sort(keys)
 			for _, k := range keys {
-				member(s, k[len(name)+1:len(k)-1], in.Query[k][0])
+				member(s, k[len(name)+1:len(k)-1], first(in.Query[k]))
 			}
 		case style == "form" && explode:
 			for _, k := range propNames {
 				if v, ok := in.Query[k]; ok {
-					member(s, k, v[0])
+					member(s, k, first(v))
 				}
 			}
 		default:
@@ -345,14 +345,23 @@ func object(name, style string, explode bool, props map[string]typeSet) func(*sc
 				}
 			}
 		}
-		return node{kind: kObject, first: int32(first), n: int32(len(s.d.nodes) - first)}, nil
+		return node{kind: kObject, first: int32(start), n: int32(len(s.d.nodes) - start)}, nil
 	}
+}
+
+// first returns the first value, or "" for a key present without values
+// (possible in a url.Values built by hand).
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
 }
 
 // jsonParam coerces a parameter declared with content: application/json.
 func jsonParam(ptr string) func(*scratch, *Input, []string) (node, *Error) {
 	return func(s *scratch, _ *Input, raw []string) (node, *Error) {
-		n, err := s.d.parse(bytesOf(raw[0]))
+		n, err := s.d.parse(bytesOf(first(raw)))
 		if err != nil {
 			return node{}, &Error{Pointer: ptr, Keyword: "json", Detail: "malformed JSON: " + err.Error()}
 		}

@@ -110,7 +110,7 @@ func (sp *scratchPool) get() *scratch { return sp.p.Get().(*scratch) }
 func (sp *scratchPool) put(s *scratch) {
 	s.d.reset()
 	s.one[0] = ""
-	clear(s.ev.path)
+	clear(s.ev.path[:cap(s.ev.path)]) // entries past len may alias the body
 	s.ev.d = nil
 	if cap(s.d.nodes) <= maxPooledNodes && cap(s.d.stack) <= maxPooledNodes {
 		sp.p.Put(s)
