@@ -38,13 +38,17 @@ func (a *app) applyCmd() *cobra.Command {
 	var dryRun, verbose bool
 	cmd := &cobra.Command{
 		Use:   "apply -f FLEET.yaml [--dry-run]",
-		Short: "Create or update tenants, APIs and versions from a fleet document",
+		Short: "Create or update tenants, APIs, versions and their policies from a fleet document",
 		Long: `Create or update tenants, APIs and versions from a fleet document.
 
 The document is YAML and strict: unknown keys are errors. A version gives its
-spec inline (spec: |) or as spec_file, relative to the document's directory.
-Objects missing from the document are left alone. The server plans and applies
-the whole document in one transaction; --dry-run shows the plan only.
+spec inline (spec: |) or as spec_file, and its data-plane policy inline
+(policy:) or as policy_file (JSON or YAML, checked just as strictly); files are
+relative to the document's directory. A version without policy keeps the one
+it has; policy: {} removes it. Objects missing from the document are left
+alone. The server plans and applies the whole document in one transaction;
+--dry-run shows the plan only. Errors the server finds are shown at their
+place in the document (or in the policy file).
 
   tenants:                # optional, needs a system admin
     - id: acme
@@ -56,7 +60,16 @@ the whole document in one transaction; --dry-run shows the plan only.
       versions:
         - version: v1
           upstream: {targets: ["http://127.0.0.1:9000"]}
-          spec_file: vehicles-v1.yaml`,
+          spec_file: vehicles-v1.yaml
+          policy:
+            auth: {methods: [api_key, jwt], jwt: {issuer: "https://id.example", jwks_url: "https://id.example/jwks"}}
+            rate_limit: {rate: 100, period: 1m, burst: 20}
+            operations:
+              getVehicle:
+                bindings: [{param: vin, owned: vehicle}]
+        - version: v2
+          spec_file: vehicles-v2.yaml
+          policy_file: policies/vehicles-v2.yaml`,
 		Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, s *session, _ []string) error {
 			doc, err := loadFleet(file, s.cmd.InOrStdin())
@@ -66,7 +79,7 @@ the whole document in one transaction; --dry-run shows the plan only.
 			var ans applyAnswer
 			raw, err := s.call(ctx, http.MethodPost, "/apply", applyRequest{fleetDoc: *doc, DryRun: dryRun}, &ans)
 			if err != nil {
-				return err
+				return locateProblem(err, doc.locate)
 			}
 			if s.json {
 				if err := printJSON(s.stdout, raw); err != nil {

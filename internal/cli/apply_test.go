@@ -73,7 +73,7 @@ apis:
       - version: v1
         spec_fil: x.yaml
 `,
-			wantErrs: []string{`fleet.yaml:6:9: unknown field "spec_fil" in apis[0].versions[0] (known: bindings, spec, spec_file, upstream, version)`},
+			wantErrs: []string{`fleet.yaml:6:9: unknown field "spec_fil" in apis[0].versions[0] (known: bindings, policy, policy_file, spec, spec_file, upstream, version)`},
 		},
 		{
 			name: "all unknown keys at once, bindings by their JSON names",

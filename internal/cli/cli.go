@@ -23,7 +23,8 @@ import (
 )
 
 // Commands returns the client subcommands to add to the root `fleetgate`
-// command: apis, versions, tenants, operators, tokens, audit, apply, whoami.
+// command: apis, versions, apps, keys, ownerships, tenants, operators,
+// tokens, audit, apply, whoami.
 // Each carries the client flags (--server, --token, --tenant, --cli-config,
 // -o) as persistent flags, so it does not depend on the root command
 // declaring them. Errors are returned from RunE for the root command to
@@ -45,8 +46,8 @@ type app struct {
 
 func (a *app) commands() []*cobra.Command {
 	cmds := []*cobra.Command{
-		a.apisCmd(), a.versionsCmd(), a.tenantsCmd(), a.operatorsCmd(),
-		a.tokensCmd(), a.auditCmd(), a.applyCmd(), a.whoamiCmd(),
+		a.apisCmd(), a.versionsCmd(), a.appsCmd(), a.keysCmd(), a.ownershipsCmd(),
+		a.tenantsCmd(), a.operatorsCmd(), a.tokensCmd(), a.auditCmd(), a.applyCmd(), a.whoamiCmd(),
 	}
 	for _, c := range cmds {
 		addGlobalFlags(c, &a.g)

@@ -65,6 +65,9 @@ type ProblemField struct {
 	Pointer string `json:"pointer"`
 	Detail  string `json:"detail"`
 	Line    int    `json:"line,omitempty"`
+	// At is where the CLI found the pointer in a file it sent the content
+	// of ("policy.yaml:12:9"); set locally, never by the server.
+	At string `json:"-"`
 }
 
 // Error renders the problem the way the CLI prints it: a headline, then one
@@ -82,6 +85,9 @@ func (e *ProblemError) Error() string {
 	}
 	for _, f := range e.Errors {
 		b.WriteString("\n  ")
+		if f.At != "" {
+			b.WriteString(sanitize(f.At) + ": ")
+		}
 		if f.Pointer != "" {
 			b.WriteString(sanitize(f.Pointer) + ": ")
 		}

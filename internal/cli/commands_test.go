@@ -195,7 +195,7 @@ func TestMutatingCommands(t *testing.T) {
 		{
 			name:    "versions create reports bad bindings with a position",
 			args:    []string{"versions", "create", "vehicles", "v1", "--spec", spec, "--bindings", badBindings},
-			wantErr: badBindings + ":2:26: http.base_path: expected string, got number",
+			wantErr: badBindings + ":2:25: http.base_path must be a string, not 1",
 		},
 		{
 			name:     "versions transition",

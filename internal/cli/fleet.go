@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -18,11 +19,16 @@ import (
 )
 
 // The fleet document is what `fleetgate apply` reads: the desired tenants,
-// APIs and versions. It is sent to the server as JSON with spec_file
-// replaced by the file's content, so the server never reads client paths.
+// APIs and versions. It is sent to the server as JSON with spec_file and
+// policy_file replaced by the files' content, so the server never reads
+// client paths.
 type fleetDoc struct {
 	Tenants []fleetTenant `yaml:"tenants" json:"tenants,omitempty"`
 	APIs    []fleetAPI    `yaml:"apis" json:"apis,omitempty"`
+
+	// name and root locate the server's field errors in the document.
+	name string
+	root *yaml.Node
 }
 
 type fleetTenant struct {
@@ -49,6 +55,17 @@ type fleetVersion struct {
 	Bindings     json.RawMessage `yaml:"-" json:"bindings,omitempty"`
 	SpecFile     string          `yaml:"spec_file" json:"-"`
 	Spec         string          `yaml:"spec" json:"spec,omitempty"`
+	// The policy is given inline (PolicyNode, checked against
+	// model.Policy like bindings) or as policy_file, JSON or YAML,
+	// relative to the document's directory; Policy is what is sent.
+	PolicyNode yaml.Node       `yaml:"policy" json:"-" schema:"policy"`
+	PolicyFile string          `yaml:"policy_file" json:"-"`
+	Policy     json.RawMessage `yaml:"-" json:"policy,omitempty"`
+
+	// node is the version's item in the document; policyDoc the policy
+	// file, when there is one.
+	node      *yaml.Node
+	policyDoc *docFile
 }
 
 type fleetUpstream struct {
@@ -62,9 +79,10 @@ const maxFleetErrors = 20
 var (
 	yamlNodeType = reflect.TypeOf(yaml.Node{})
 	bindingsType = reflect.TypeOf(model.Bindings{})
+	policyType   = reflect.TypeOf(model.Policy{})
 	// schemaTypes are what yaml.Node fields tagged schema:"..." are
 	// checked against.
-	schemaTypes = map[string]reflect.Type{"bindings": bindingsType}
+	schemaTypes = map[string]reflect.Type{"bindings": bindingsType, "policy": policyType}
 )
 
 // loadFleet reads a fleet document from path ("-": stdin, with spec_file
@@ -118,6 +136,7 @@ func parseFleet(name, dir string, data []byte) (*fleetDoc, error) {
 		return nil, c.at(&extra, "only one YAML document is allowed")
 	}
 
+	doc.name, doc.root = name, top
 	if len(doc.Tenants) == 0 && len(doc.APIs) == 0 {
 		return nil, c.at(top, "the document declares no tenants and no apis")
 	}
@@ -196,6 +215,65 @@ func (c *collector) version(dir string, api *fleetAPI, v *fleetVersion, n *yaml.
 		}
 		v.Bindings = raw
 	}
+	v.node = n
+	pn := &v.PolicyNode
+	hasInline := pn.Kind != 0 && !isNull(pn)
+	switch {
+	case hasInline && v.PolicyFile != "":
+		c.add(n, "version %s: give policy_file or policy, not both", where)
+	case hasInline:
+		raw, err := json.Marshal(nodeToJSON(pn, policyType))
+		if err != nil {
+			c.add(pn, "policy: %v", err)
+		}
+		v.Policy = raw
+	case v.PolicyFile != "":
+		p := v.PolicyFile
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		d, err := readDocFile(p, "policy", policyType)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				c.add(mapValue(n, "policy_file"), "policy_file: %v", pe)
+				return
+			}
+			// Already located in the policy file.
+			if len(c.errs) < maxFleetErrors {
+				c.errs = append(c.errs, err)
+			}
+			return
+		}
+		v.Policy, v.policyDoc, v.PolicyFile = d.json, d, ""
+	}
+}
+
+// locate places a field error of the server's answer to this document:
+// "/apis/0/versions/1/policy/rules/0" in the policy file when the version
+// has one, everything else in the document itself.
+func (d *fleetDoc) locate(ptr string) string {
+	if d.root == nil || ptr == "" || !strings.HasPrefix(ptr, "/") {
+		return ""
+	}
+	toks := strings.SplitN(strings.TrimPrefix(ptr, "/"), "/", 6)
+	if len(toks) >= 5 && toks[0] == "apis" && toks[2] == "versions" {
+		i, err1 := strconv.Atoi(toks[1])
+		j, err2 := strconv.Atoi(toks[3])
+		if err1 == nil && err2 == nil && i >= 0 && i < len(d.APIs) && j >= 0 && j < len(d.APIs[i].Versions) {
+			v := &d.APIs[i].Versions[j]
+			switch {
+			case toks[4] == "policy" && v.policyDoc != nil:
+				if len(toks) == 5 {
+					return fmtPos(d.name, mapValue(v.node, "policy_file"))
+				}
+				return v.policyDoc.within("")("/" + toks[5])
+			case toks[4] == "spec" && mapValue(v.node, "spec_file") != nil:
+				return fmtPos(d.name, nodeAt(v.node, "/spec_file"))
+			}
+		}
+	}
+	return fmtPos(d.name, nodeAt(d.root, ptr))
 }
 
 // yamlError reformats a yaml.v3 error as "name:line: message", one line
@@ -229,6 +307,9 @@ func located(name, msg string) string {
 type collector struct {
 	name string
 	errs []error
+	// json: the document was JSON, where a string field takes a string
+	// only (in YAML an unquoted 1.0 is kept as the text "1.0").
+	json bool
 }
 
 func (c *collector) at(n *yaml.Node, msg string) error {
@@ -265,6 +346,7 @@ func (c *collector) check(n *yaml.Node, t reflect.Type, where string) {
 			return
 		}
 		fields := fieldTypes(t)
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Tag == "!!merge" {
@@ -276,7 +358,27 @@ func (c *collector) check(n *yaml.Node, t reflect.Type, where string) {
 				c.add(k, "unknown field %q in %s (known: %s)", k.Value, what(where), strings.Join(sortedKeys(fields), ", "))
 				continue
 			}
+			c.unique(seen, k, where)
 			c.check(v, ft, strings.TrimPrefix(where+"."+k.Value, "."))
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			c.add(n, "%s must be a mapping, not %s", what(where), kindName(n))
+			return
+		}
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				c.check(v, t, where)
+				continue
+			}
+			if k.Kind != yaml.ScalarNode {
+				c.add(k, "the keys of %s must be single values", what(where))
+				continue
+			}
+			c.unique(seen, k, where)
+			c.check(v, t.Elem(), where+"["+strconv.Quote(k.Value)+"]")
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
@@ -293,8 +395,51 @@ func (c *collector) check(n *yaml.Node, t reflect.Type, where string) {
 	default:
 		if n.Kind != yaml.ScalarNode {
 			c.add(n, "%s must be a single value, not %s", where, kindName(n))
+			return
+		}
+		c.scalar(n, t, where)
+	}
+}
+
+// scalar checks that a single value fits a field of type t: numbers for
+// numbers, booleans for booleans, and in JSON strings for strings.
+func (c *collector) scalar(n *yaml.Node, t reflect.Type, where string) {
+	switch t.Kind() {
+	case reflect.String:
+		if c.json && n.Tag != "!!str" {
+			c.add(n, "%s must be a string, not %s", where, n.Value)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n.Tag != "!!int" || n.Decode(reflect.New(t).Interface()) != nil {
+			c.add(n, "%s must be a whole number, not %s", where, quoteValue(n))
+		}
+	case reflect.Float32, reflect.Float64:
+		if (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(reflect.New(t).Interface()) != nil {
+			c.add(n, "%s must be a number, not %s", where, quoteValue(n))
+		}
+	case reflect.Bool:
+		if n.Tag != "!!bool" {
+			c.add(n, "%s must be true or false, not %s", where, quoteValue(n))
 		}
 	}
+}
+
+func quoteValue(n *yaml.Node) string {
+	if n.Tag == "!!str" {
+		return strconv.Quote(n.Value)
+	}
+	return n.Value
+}
+
+// unique reports a key given twice in one mapping: decoders keep one of
+// the values silently.
+func (c *collector) unique(seen map[string]int, k *yaml.Node, where string) {
+	if first, dup := seen[k.Value]; dup {
+		c.add(k, "%q is given twice in %s (first on line %d)", k.Value, what(where), first)
+		return
+	}
+	seen[k.Value] = k.Line
 }
 
 // what names a location for a message; "" is the top level.
@@ -369,6 +514,23 @@ func nodeToJSON(n *yaml.Node, t reflect.Type) any {
 				continue
 			}
 			out[k.Value] = nodeToJSON(v, fields[k.Value])
+		}
+		return out
+	case reflect.Map:
+		out := map[string]any{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				if m, ok := nodeToJSON(v, t).(map[string]any); ok {
+					for mk, mv := range m {
+						if _, set := out[mk]; !set {
+							out[mk] = mv
+						}
+					}
+				}
+				continue
+			}
+			out[k.Value] = nodeToJSON(v, t.Elem())
 		}
 		return out
 	case reflect.Slice:

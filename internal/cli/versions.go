@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -76,49 +75,69 @@ func (a *app) versionsCmd() *cobra.Command {
 	}
 	get.Flags().BoolVar(&showSpec, "show-spec", false, "print only the spec document, verbatim")
 
-	var specPath, bindingsPath string
-	var upstreams []string
+	var cf contentFlags
 	create := &cobra.Command{
-		Use:   "create API VERSION --spec FILE [--upstream URL ...] [--bindings FILE.json]",
+		Use:   "create API VERSION --spec FILE [--upstream URL ...] [--bindings FILE] [--policy FILE]",
 		Short: "Create a draft version from a spec document",
 		Long: "Create a draft version. --spec - reads the document from stdin. Bindings are\n" +
-			"extracted from the spec by the server unless --bindings gives them as JSON.",
+			"extracted from the spec by the server unless --bindings gives them. --policy\n" +
+			"gives the data-plane policy (auth, rules, rate limits, per-operation identity\n" +
+			"bindings). Bindings and policy files are JSON or YAML, checked strictly\n" +
+			"before anything is sent.",
 		Args: cobra.ExactArgs(2),
 		RunE: a.run(func(ctx context.Context, s *session, args []string) error {
 			path, err := escapePath("apis", args[0], "versions")
 			if err != nil {
 				return err
 			}
-			spec, err := readSpec(specPath, s.cmd.InOrStdin())
+			body, err := cf.body(s.cmd)
 			if err != nil {
 				return err
 			}
-			body := struct {
-				Version  string          `json:"version"`
-				Bindings json.RawMessage `json:"bindings,omitempty"`
-				Upstream *model.Upstream `json:"upstream,omitempty"`
-				Spec     string          `json:"spec"`
-			}{Version: args[1], Spec: spec}
-			if len(upstreams) > 0 {
-				body.Upstream = &model.Upstream{Targets: upstreams}
-			}
-			if bindingsPath != "" {
-				if body.Bindings, err = readBindingsFile(bindingsPath); err != nil {
-					return err
-				}
-			}
+			body.Version = args[1]
 			var v model.Version
 			raw, err := s.call(ctx, http.MethodPost, path, body, &v)
 			if err != nil {
-				return err
+				return cf.locate(err)
 			}
 			return s.done(raw, "Created version %s/%s (%s, spec %s).", sanitize(args[0]), sanitize(args[1]), cell(string(v.State)), specSummary(v.Spec))
 		}),
 	}
-	create.Flags().StringVar(&specPath, "spec", "", "OpenAPI or AsyncAPI document, - for stdin (required)")
-	create.Flags().StringArrayVar(&upstreams, "upstream", nil, "upstream target URL, repeatable")
-	create.Flags().StringVar(&bindingsPath, "bindings", "", "JSON file with explicit bindings (http, mqtt, coap)")
+	cf.add(create, "OpenAPI or AsyncAPI document, - for stdin (required)", "upstream target URL, repeatable")
 	_ = create.MarkFlagRequired("spec")
+
+	var uf contentFlags
+	update := &cobra.Command{
+		Use:   "update API VERSION [--spec FILE] [--upstream URL ...] [--bindings FILE] [--policy FILE]",
+		Short: "Change a draft version's spec, upstream, bindings or policy",
+		Long: "Change a draft version; what is not given stays as it is. Only drafts can be\n" +
+			"changed: once submitted for review, a version's content is frozen.\n\n" +
+			"--upstream replaces all upstream targets (repeat it for each). A new --spec\n" +
+			"without --bindings makes the server extract the bindings from it again.\n" +
+			"--policy replaces the whole policy; a file holding {} removes it.",
+		Args: cobra.ExactArgs(2),
+		RunE: a.run(func(ctx context.Context, s *session, args []string) error {
+			path, err := escapePath("apis", args[0], "versions", args[1])
+			if err != nil {
+				return err
+			}
+			body, err := uf.body(s.cmd)
+			if err != nil {
+				return err
+			}
+			changed := body.changed()
+			if len(changed) == 0 {
+				return errors.New("nothing to update: give --spec, --upstream, --bindings or --policy")
+			}
+			var v model.Version
+			raw, err := s.call(ctx, http.MethodPatch, path, body, &v)
+			if err != nil {
+				return uf.locate(err)
+			}
+			return s.done(raw, "Updated version %s/%s (%s): %s.", sanitize(args[0]), sanitize(args[1]), cell(string(v.State)), strings.Join(changed, ", "))
+		}),
+	}
+	uf.add(update, "new OpenAPI or AsyncAPI document, - for stdin", "upstream target URL, repeatable; replaces all targets")
 
 	var tr struct {
 		To        string `json:"to"`
@@ -193,7 +212,7 @@ func (a *app) versionsCmd() *cobra.Command {
 		return escapePath("apis", args[0], "versions", args[1])
 	})
 	del.Args = cobra.ExactArgs(2)
-	cmd.AddCommand(list, get, create, transition, history, del)
+	cmd.AddCommand(list, get, create, update, transition, history, del)
 	return cmd
 }
 
@@ -210,6 +229,7 @@ func printVersion(s *session, v *model.Version) error {
 		{"API", qualified(v.TenantID, v.APIName)}, {"Version", v.Label}, {"ID", v.ID},
 		{"State", string(v.State)}, {"Author", v.Author}, {"Spec", specSummary(v.Spec)},
 		{"Upstream", strings.Join(v.Upstream.Targets, ", ")},
+		{"Policy", policySummary(&v.Policy)},
 	}
 	if b := v.Bindings.HTTP; b != nil {
 		fields = append(fields, field{"HTTP", fmt.Sprintf("%s (%d operations)", b.BasePath, len(b.Operations))})
@@ -255,40 +275,6 @@ func readSpec(path string, stdin io.Reader) (string, error) {
 		return "", fmt.Errorf("spec %s is empty", name)
 	}
 	return string(data), nil
-}
-
-// readBindingsFile reads explicit bindings and checks them against
-// model.Bindings, so a misspelt member is reported with the file's name and
-// position instead of as a JSON pointer into a request the user never saw.
-func readBindingsFile(path string) (json.RawMessage, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading bindings: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var b model.Bindings
-	if err := dec.Decode(&b); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			line, col := position(data, se.Offset)
-			return nil, fmt.Errorf("%s:%d:%d: %v", path, line, col, se)
-		case errors.As(err, &te):
-			line, col := position(data, te.Offset)
-			return nil, fmt.Errorf("%s:%d:%d: %s: expected %s, got %s", path, line, col, te.Field, te.Type, te.Value)
-		}
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s: unexpected data after the bindings object", path)
-	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, data); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	return out.Bytes(), nil
 }
 
 // position converts a byte offset into a 1-based line and column.
