@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fleetgate/fleetgate/internal/model"
 )
@@ -392,7 +391,8 @@ func TestHostileInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
+			// Boundedness is proven by the refusal at the caps, not by a
+			// wall-clock limit (which flakes on a loaded CI machine).
 			_, err := Parse([]byte(tt.doc))
 			var e *Error
 			if !errors.As(err, &e) {
@@ -401,9 +401,6 @@ func TestHostileInput(t *testing.T) {
 			if e.Pointer != tt.pointer || e.Line != tt.line || !strings.Contains(e.Message, tt.msg) {
 				t.Errorf("got pointer %q line %d message %q;\nwant pointer %q line %d message containing %q",
 					e.Pointer, e.Line, e.Message, tt.pointer, tt.line, tt.msg)
-			}
-			if d := time.Since(start); d > 10*time.Second {
-				t.Errorf("took %v", d)
 			}
 		})
 	}

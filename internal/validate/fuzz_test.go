@@ -56,7 +56,7 @@ func FuzzCompile(f *testing.F) {
 				m.ValidatePayload([]byte(`{"a":[1,{"b":null}]}`))
 			}
 		}
-		if d := time.Since(start); d > 5*time.Second {
+		if d := time.Since(start); d > 60*time.Second { // catches a hang, not a slow machine
 			t.Fatalf("compiling a %d-byte document took %v", len(b), d)
 		}
 	})

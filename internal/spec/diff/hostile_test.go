@@ -69,7 +69,7 @@ func TestHostile(t *testing.T) {
 			od, nd := parse(t, o), parse(t, n)
 			start := time.Now()
 			cs := Compare(od, nd)
-			if d := time.Since(start); d > 5*time.Second {
+			if d := time.Since(start); d > 60*time.Second { // catches a hang, not a slow machine
 				t.Errorf("Compare took %v for %d bytes", d, len(o))
 			}
 			if !Breaking(cs) {

@@ -66,7 +66,7 @@ func TestHostile(t *testing.T) {
 			doc := parse(t, content)
 			start := time.Now()
 			fs := Lint(doc, nil, Config{})
-			if d := time.Since(start); d > 5*time.Second {
+			if d := time.Since(start); d > 60*time.Second { // catches a hang, not a slow machine
 				t.Errorf("Lint took %v for %d bytes", d, len(content))
 			}
 			t.Logf("%d bytes, %d findings, %v", len(content), len(fs), time.Since(start))
