@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 )
@@ -30,6 +31,19 @@ func (a *App) startDataPlane() error {
 		srv := newSrv()
 		a.dataSrvs, a.dataLns, a.dataKinds = append(a.dataSrvs, srv), append(a.dataLns, ln), append(a.dataKinds, 0)
 		go a.serve(srv, func() error { return srv.Serve(ln) }, "http")
+	}
+	if a.cfg.DebugAddr != "" {
+		ln, err := listen(a.cfg.DebugAddr, "--debug-addr")
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		a.dataSrvs = append(a.dataSrvs, srv)
+		go a.serve(srv, func() error { return srv.Serve(ln) }, "debug")
 	}
 	if a.cfg.HTTPSAddr != "" {
 		tc, err := a.tlsConfig()

@@ -35,7 +35,8 @@ type Config struct {
 	TLSClientCA  string // PEM bundle of CAs trusted for client certificates
 	ClientAuth   string // none, request or require (client certificates on HTTPS)
 	AccessLog    bool
-	RateLimitMax int // cap on local rate-limit buckets
+	RateLimitMax int    // cap on local rate-limit buckets
+	DebugAddr    string // net/http/pprof listener ("" disables it)
 	// AdminToken presets the bootstrap admin token (env
 	// FLEETGATE_ADMIN_TOKEN only: secrets do not belong in flags, which
 	// show up in process listings).
@@ -76,6 +77,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("client-auth", d.ClientAuth, "client certificates on HTTPS: none, request (verify when sent) or require")
 	fs.Bool("access-log", d.AccessLog, "log one line per data-plane request")
 	fs.Int("rate-limit-max-buckets", d.RateLimitMax, "cap on rate-limit buckets kept in memory")
+	fs.String("debug-addr", d.DebugAddr, "listen address of the Go profiler (/debug/pprof); keep it on loopback; empty disables it")
 }
 
 // fileConfig mirrors Config for strict YAML decoding.
@@ -94,6 +96,7 @@ type fileConfig struct {
 	ClientAuth      *string `yaml:"client_auth"`
 	AccessLog       *string `yaml:"access_log"`
 	RateLimitMax    *string `yaml:"rate_limit_max_buckets"`
+	DebugAddr       *string `yaml:"debug_addr"`
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -111,7 +114,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 		}
 	}
 	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout",
-		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets"} {
+		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr"} {
 		if v := getenv("FLEETGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
 			set[name] = v
 		}
@@ -155,6 +158,8 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("access-log %q: want true or false", v)
 			}
 			c.AccessLog = b
+		case "debug-addr":
+			c.DebugAddr = v
 		case "rate-limit-max-buckets":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1000 {
@@ -197,6 +202,7 @@ func loadFile(path string, set map[string]string) error {
 	put("client-auth", fc.ClientAuth)
 	put("access-log", fc.AccessLog)
 	put("rate-limit-max-buckets", fc.RateLimitMax)
+	put("debug-addr", fc.DebugAddr)
 	return nil
 }
 
@@ -216,7 +222,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log-format %q: want text or json", c.LogFormat)
 	}
-	for flag, addr := range map[string]string{"http-addr": c.HTTPAddr, "https-addr": c.HTTPSAddr} {
+	for flag, addr := range map[string]string{"http-addr": c.HTTPAddr, "https-addr": c.HTTPSAddr, "debug-addr": c.DebugAddr} {
 		if addr == "" {
 			continue
 		}

@@ -107,8 +107,6 @@ func (ps *pools) get(targets []string) (*pool, error) {
 	return p, nil
 }
 
-type poolKey struct{}
-
 // balancer is the proxy's RoundTripper: it picks the target per attempt and
 // retries connection failures of idempotent requests without a body on
 // another target. Responses, even 5xx, are never retried: the upstream may
@@ -126,10 +124,11 @@ func idempotent(r *http.Request) bool {
 }
 
 func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
-	p, _ := req.Context().Value(poolKey{}).(*pool)
-	if p == nil {
+	info, _ := req.Context().Value(reqInfoKey{}).(*reqInfo)
+	if info == nil || info.pool == nil {
 		return nil, errNoHealthy
 	}
+	p := info.pool
 	var last *target
 	var err error
 	for attempt := 0; attempt < maxAttempts; attempt++ {
@@ -176,7 +175,10 @@ func retryable(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) == false && strings.Contains(err.Error(), "connection reset")
 }
 
-func newTransport() *http.Transport {
+func newTransport(headerTimeout time.Duration) *http.Transport {
+	if headerTimeout <= 0 {
+		headerTimeout = 30 * time.Second
+	}
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                 nil, // never route upstream traffic through an environment proxy
@@ -185,7 +187,21 @@ func newTransport() *http.Transport {
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
 }
+
+// bufferPool recycles the proxy's 32 KiB copy buffers: without it every
+// proxied response allocates one, and the garbage collector's work becomes
+// a visible share of the gateway's CPU.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

@@ -17,7 +17,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetgate/fleetgate/internal/policy"
@@ -40,24 +43,24 @@ type Options struct {
 	Metrics   *telemetry.DataPlane
 	Logger    *slog.Logger
 	AccessLog bool
-	// UpstreamTimeout bounds a whole upstream exchange (default 30 s).
+	// UpstreamTimeout bounds the wait for the upstream's response headers
+	// (default 30 s).
 	UpstreamTimeout time.Duration
 }
 
 // Gateway is the HTTP data-plane handler.
 type Gateway struct {
-	o     Options
-	proxy *httputil.ReverseProxy
-	pools pools
+	o        Options
+	proxy    *httputil.ReverseProxy
+	pools    pools
+	metrics  sync.Map // *policy.Route -> *telemetry.RouteMetrics
+	metricsN atomic.Int64
 }
 
 // New builds a gateway.
 func New(o Options) *Gateway {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.UpstreamTimeout == 0 {
-		o.UpstreamTimeout = 30 * time.Second
 	}
 	g := &Gateway{o: o}
 	g.proxy = &httputil.ReverseProxy{
@@ -67,20 +70,39 @@ func New(o Options) *Gateway {
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host
 		},
-		Transport:     &balancer{rt: newTransport()},
-		FlushInterval: -1, // stream (server-sent events, long polls)
-		ErrorHandler:  g.upstreamError,
-		ErrorLog:      slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+		Transport:  &balancer{rt: newTransport(o.UpstreamTimeout)},
+		BufferPool: &bufferPool{},
+		// FlushInterval 0: ReverseProxy still flushes at once for
+		// text/event-stream and bodies of unknown length (long polls);
+		// flushing every write would cost a system call per chunk.
+		ErrorHandler: g.upstreamError,
+		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
 	return g
+}
+
+// routeMetrics returns the cached metrics handle of a route. Routes are
+// replaced with every snapshot; handles of old routes are dropped when the
+// cache outgrows twice the live routes (cheap, and bounded).
+func (g *Gateway) routeMetrics(rt *policy.Route) *telemetry.RouteMetrics {
+	if m, ok := g.metrics.Load(rt); ok {
+		return m.(*telemetry.RouteMetrics)
+	}
+	m := g.o.Metrics.Route("http", rt.API, rt.Version, rt.OperationID)
+	if g.metricsN.Add(1) > 4096 {
+		g.metrics.Clear()
+		g.metricsN.Store(0)
+	}
+	g.metrics.Store(rt, m)
+	return m
 }
 
 type reqInfoKey struct{}
 
 // reqInfo travels with the request through the proxy for error handling.
 type reqInfo struct {
-	route  *policy.Route
-	status int
+	route *policy.Route
+	pool  *pool
 }
 
 // ServeHTTP implements http.Handler.
@@ -166,18 +188,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Set("X-Fleetgate-Subject", d.Principal.Subject)
 	r.Header.Del("Authorization")
 	r.Header.Del(rt.APIKeyHeader())
-	info := &reqInfo{route: rt}
-	ctx, cancel := context.WithTimeout(r.Context(), g.o.UpstreamTimeout)
-	defer cancel()
-	ctx = context.WithValue(context.WithValue(ctx, poolKey{}, p), reqInfoKey{}, info)
+	// One context value carries what the balancer and the error handler
+	// need. The upstream's answer is bounded by the transport's
+	// ResponseHeaderTimeout, not by a per-request timer: a timer per request
+	// costs more CPU than the whole policy decision.
+	info := &reqInfo{route: rt, pool: p}
 	sw := &statusWriter{ResponseWriter: w}
-	g.proxy.ServeHTTP(sw, r.WithContext(ctx))
+	g.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info)))
 	g.record(rt, sw.code(), start, r, d.Principal)
 }
 
 func (g *Gateway) record(rt *policy.Route, status int, start time.Time, r *http.Request, p *policy.Principal) {
 	if g.o.Metrics != nil {
-		g.o.Metrics.Request("http", rt.API, rt.Version, rt.OperationID, status, time.Since(start))
+		g.routeMetrics(rt).Observe(status, time.Since(start))
 	}
 	if g.o.AccessLog {
 		sub := ""
@@ -304,10 +327,24 @@ func validRequestID(s string) bool {
 	return true
 }
 
+// Request ids: a random per-process prefix and a counter. Unique and
+// unguessable enough to correlate logs, without a getrandom system call per
+// request.
+var (
+	reqIDPrefix = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+	reqIDSeq atomic.Uint64
+)
+
 func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var buf [32]byte
+	b := append(buf[:0], reqIDPrefix...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, reqIDSeq.Add(1), 36)
+	return string(b)
 }
 
 type statusWriter struct {
