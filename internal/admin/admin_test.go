@@ -94,6 +94,9 @@ func TestTenantIsolation(t *testing.T) {
 	b := e.tenantWithAdmin("tenant-b", "bob", "admin", "auditor")
 	e.apiWithVersion(a, "vehicles", "v1")
 	tokA := e.must(201, a, "POST", "/tokens", map[string]any{"name": "a2"})["token"].(map[string]any)["id"].(string)
+	e.must(201, a, "POST", "/apps", map[string]any{"name": "fleet-ops", "attributes": map[string]string{"region": "eu"}})
+	keyA := e.must(201, a, "POST", "/apps/fleet-ops/keys", map[string]any{"name": "prod"})["key"].(map[string]any)["id"].(string)
+	e.must(201, a, "POST", "/ownerships", map[string]any{"subject": "user:alice", "object_type": "vehicle", "object_id": "VIN-A-1"})
 
 	type probe struct {
 		resource, method, real, fake string
@@ -117,6 +120,14 @@ func TestTenantIsolation(t *testing.T) {
 		{"token", "GET", "/tokens/" + tokA, "/tokens/00000000-0000-0000-0000-000000000000", nil},
 		{"token", "POST", "/tokens/" + tokA + "/revoke", "/tokens/00000000-0000-0000-0000-000000000000/revoke", nil},
 		{"token", "DELETE", "/tokens/" + tokA, "/tokens/00000000-0000-0000-0000-000000000000", nil},
+		{"app", "GET", "/apps/fleet-ops", "/apps/nosuch", nil},
+		{"app", "PATCH", "/apps/fleet-ops", "/apps/nosuch", map[string]any{"description": "x"}},
+		{"app", "DELETE", "/apps/fleet-ops", "/apps/nosuch", nil},
+		{"apikeys", "GET", "/apps/fleet-ops/keys", "/apps/nosuch/keys", nil},
+		{"apikey", "POST", "/apps/fleet-ops/keys", "/apps/nosuch/keys", map[string]any{"name": "stolen"}},
+		{"apikey", "POST", "/apps/fleet-ops/keys/" + keyA + "/revoke", "/apps/nosuch/keys/" + keyA + "/revoke", nil},
+		{"apikey", "DELETE", "/apps/fleet-ops/keys/" + keyA, "/apps/nosuch/keys/" + keyA, nil},
+		{"ownership", "DELETE", "/ownerships?subject=user:alice&object_type=vehicle&object_id=VIN-A-1", "/ownerships?subject=user:alice&object_type=vehicle&object_id=VIN-Z-9", nil},
 	}
 	norm := regexp.MustCompile(`"(instance|request_id|detail)":"[^"]*"`)
 	for _, p := range probes {
@@ -132,9 +143,10 @@ func TestTenantIsolation(t *testing.T) {
 		})
 	}
 	// Lists and the audit log show nothing of tenant A.
-	for _, path := range []string{"/apis", "/tenants", "/operators", "/tokens", "/audit"} {
+	for _, path := range []string{"/apis", "/tenants", "/operators", "/tokens", "/audit", "/apps", "/ownerships"} {
 		r := e.call(b, "GET", path, nil)
-		if r.status != 200 || strings.Contains(string(r.body), "tenant-a") || strings.Contains(string(r.body), "vehicles") {
+		if r.status != 200 || strings.Contains(string(r.body), "tenant-a") || strings.Contains(string(r.body), "vehicles") ||
+			strings.Contains(string(r.body), "fleet-ops") || strings.Contains(string(r.body), "VIN-A") {
 			t.Errorf("GET %s as tenant B leaks tenant A: %d %s", path, r.status, r.body)
 		}
 	}
@@ -145,6 +157,10 @@ func TestTenantIsolation(t *testing.T) {
 	// And tenant A's objects are intact.
 	e.must(200, a, "GET", "/apis/vehicles/versions/v1", nil)
 	e.must(200, a, "GET", "/operators/alice", nil)
+	e.must(200, a, "GET", "/apps/fleet-ops", nil)
+	if owned := e.must(200, a, "GET", "/ownerships", nil)["items"].([]any); len(owned) != 1 {
+		t.Fatalf("tenant A's ownership changed: %v", owned)
+	}
 }
 
 func TestLifecycle(t *testing.T) {

@@ -75,8 +75,9 @@ func New(o Options) *Gateway {
 		// FlushInterval 0: ReverseProxy still flushes at once for
 		// text/event-stream and bodies of unknown length (long polls);
 		// flushing every write would cost a system call per chunk.
-		ErrorHandler: g.upstreamError,
-		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+		ErrorHandler:   g.upstreamError,
+		ModifyResponse: g.checkResponse,
+		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
 	return g
 }
@@ -286,6 +287,43 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	g.o.Logger.Warn("upstream error", "kind", kind, "err", err.Error(), "request_id", r.Header.Get("X-Request-Id"))
 	g.problem(w, r, r.Header.Get("X-Request-Id"), status, "upstream-"+kind, http.StatusText(status), detail, "")
+}
+
+// maxCheckedResponse bounds the responses read for log-only validation;
+// larger ones are passed through unchecked.
+const maxCheckedResponse = 1 << 20
+
+// checkResponse validates upstream responses against the operation's
+// declared responses when the version asks for it ("log" mode): mismatches
+// are logged and counted, never changed or blocked, so a contract drift is
+// seen before it is enforced.
+func (g *Gateway) checkResponse(res *http.Response) error {
+	info, _ := res.Request.Context().Value(reqInfoKey{}).(*reqInfo)
+	if info == nil || info.route.ValidateResponses != "log" || info.route.Validator == nil {
+		return nil
+	}
+	if res.ContentLength > maxCheckedResponse {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxCheckedResponse+1))
+	res.Body.Close()
+	if err != nil {
+		return err
+	}
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	if len(body) > maxCheckedResponse {
+		return nil
+	}
+	if verr := info.route.Validator.ValidateResponse(res.StatusCode, res.Header.Get("Content-Type"), body); verr != nil {
+		rt := info.route
+		g.o.Logger.Warn("response does not match the API description", "api", rt.API, "version", rt.Version,
+			"operation", rt.OperationID, "status", res.StatusCode, "pointer", verr.Pointer, "detail", verr.Detail,
+			"request_id", res.Request.Header.Get("X-Request-Id"))
+		if g.o.Metrics != nil {
+			g.o.Metrics.Denial("http", "response-mismatch")
+		}
+	}
+	return nil
 }
 
 func isTimeout(err error) bool {

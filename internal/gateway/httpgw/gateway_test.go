@@ -3,6 +3,7 @@ package httpgw
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -271,3 +272,51 @@ func TestAPIKeyAndRateLimitHeaders(t *testing.T) {
 		t.Fatalf("third request: %d %v %s", res.StatusCode, res.Header, body)
 	}
 }
+
+func TestResponseValidationLogOnly(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id": "not-a-number"}`)
+	}))
+	defer up.Close()
+	spec := `openapi: 3.1.0
+info: {title: t, version: "1"}
+security: []
+paths:
+  /items/{id}:
+    get:
+      operationId: getItem
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: {type: object, properties: {id: {type: integer}}}
+`
+	v := version("r", "/r", model.StatePublished, up.URL)
+	v.Bindings.HTTP.Operations = v.Bindings.HTTP.Operations[:1]
+	v.Spec = &model.Spec{Format: "openapi", Version: "3.1.0", Content: spec}
+	v.Policy.ValidateResponses = "log"
+	var logs strings.Builder
+	var mu sync.Mutex
+	h := newHarness(t, 0, v)
+	h.gw.o.Logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	res, body := get(t, h.srv.URL+"/r/items/7")
+	if res.StatusCode != 200 || body != `{"id": "not-a-number"}` {
+		t.Fatalf("log-only mode changed the response: %d %s", res.StatusCode, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "response does not match") || !strings.Contains(logs.String(), "/body/id") {
+		t.Fatalf("mismatch not logged: %s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
