@@ -447,6 +447,7 @@ func (s *Server) transition(w http.ResponseWriter, r *http.Request, p *principal
 		Reason    string      `json:"reason"`
 		Sunset    *time.Time  `json:"sunset"`
 		Successor string      `json:"successor"`
+		Force     bool        `json:"force"`
 	}
 	if err := decodeJSON(w, r, maxBody, &b); err != nil {
 		return err
@@ -472,13 +473,13 @@ func (s *Server) transition(w http.ResponseWriter, r *http.Request, p *principal
 		rec.BeforeDigest = audit.Digest(v)
 		from := v.State
 		t, err := s.lc.Transition(tx, &lifecycle.Request{Version: v, To: b.To, Actor: p.op, ActorName: p.actor,
-			Reason: b.Reason, Sunset: b.Sunset, Successor: b.Successor, Now: now()}, newID())
+			Reason: b.Reason, Sunset: b.Sunset, Successor: b.Successor, Force: b.Force, Now: now()}, newID())
 		if err != nil {
 			return err
 		}
 		out.Version, out.Transition = v, t
 		rec.Action, rec.ObjectType, rec.ObjectID, rec.AfterDigest = "version.transition", "version", v.APIName+"/"+v.Label, audit.Digest(v)
-		rec.Detail = jsonDetail(map[string]any{"from": from, "to": b.To, "reason": b.Reason})
+		rec.Detail = jsonDetail(map[string]any{"from": from, "to": b.To, "reason": b.Reason, "forced": b.Force})
 		return nil
 	})
 	if err != nil {

@@ -6,7 +6,9 @@ import (
 )
 
 func fleet(dryRun bool, owner string, extraVersion map[string]any) map[string]any {
-	versions := []any{map[string]any{"version": "v1", "spec": vehicleSpec, "upstream": map[string]any{"targets": []string{"http://127.0.0.1:9001"}}}}
+	owned := []map[string]any{{"param": "vin", "owned": "vehicle"}}
+	versions := []any{map[string]any{"version": "v1", "spec": vehicleSpec, "upstream": map[string]any{"targets": []string{"http://127.0.0.1:9001"}},
+		"policy": map[string]any{"operations": map[string]any{"getBattery": map[string]any{"bindings": owned}, "setClimate": map[string]any{"bindings": owned}}}}}
 	if extraVersion != nil {
 		versions = append(versions, extraVersion)
 	}

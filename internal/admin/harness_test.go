@@ -135,6 +135,11 @@ info:
   version: "1.0"
 servers:
   - url: https://api.example.com/v1
+security:
+  - key: []
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-API-Key}
 paths:
   /vehicles/{vin}/battery:
     get:
@@ -153,6 +158,8 @@ paths:
 func (e *env) apiWithVersion(token, api, version string, hdr ...string) {
 	e.t.Helper()
 	e.must(201, token, "POST", "/apis", map[string]any{"name": api, "owner": "fleet-team"}, hdr...)
+	owned := []map[string]any{{"param": "vin", "owned": "vehicle"}}
 	e.must(201, token, "POST", "/apis/"+api+"/versions", map[string]any{"version": version, "spec": vehicleSpec,
-		"upstream": map[string]any{"targets": []string{"http://127.0.0.1:9999"}}}, hdr...)
+		"upstream": map[string]any{"targets": []string{"http://127.0.0.1:9999"}},
+		"policy": map[string]any{"operations": map[string]any{"getBattery": map[string]any{"bindings": owned}, "setClimate": map[string]any{"bindings": owned}}}}, hdr...)
 }

@@ -102,6 +102,9 @@ func toProblem(err error, log *slog.Logger, reqID string) *Problem {
 		return q
 	case errors.As(err, &chk):
 		q := problem(http.StatusConflict, "check-failed/"+chk.Check, "Transition refused", chk.Detail)
+		if chk.Data != nil {
+			q.Extra = map[string]any{"data": chk.Data}
+		}
 		if chk.Field != "" {
 			q.Status = http.StatusUnprocessableEntity
 			q.Errors = []FieldError{{Pointer: chk.Field, Detail: chk.Detail}}

@@ -73,6 +73,9 @@ type CheckError struct {
 	// Field is a JSON pointer into the transition request, when one field
 	// is at fault (e.g. "/reason").
 	Field string
+	// Data carries the details (lint findings, breaking changes, callers)
+	// for the answer.
+	Data any
 }
 
 func (e *CheckError) Error() string { return e.Check + ": " + e.Detail }
@@ -86,7 +89,10 @@ type Request struct {
 	Reason    string
 	Sunset    *time.Time
 	Successor string
-	Now       time.Time
+	// Force overrides refusals that allow it (retiring a version still in
+	// use); it needs a reason and is audited.
+	Force bool
+	Now   time.Time
 }
 
 // Check is a governance hook, run inside the transition's transaction so it
@@ -156,6 +162,9 @@ func deprecationNeedsSunset(_ store.Tx, r *Request) error {
 	}
 	if r.Sunset == nil {
 		return &CheckError{Check: "sunset-required", Detail: "deprecating a version requires a sunset date", Field: "/sunset"}
+	}
+	if r.Successor == "" {
+		return &CheckError{Check: "successor-required", Detail: "deprecating a version requires naming its successor", Field: "/successor"}
 	}
 	if !r.Sunset.After(r.Now) {
 		return &CheckError{Check: "sunset-required", Detail: "the sunset date must be in the future", Field: "/sunset"}
