@@ -161,5 +161,5 @@ func (e *env) apiWithVersion(token, api, version string, hdr ...string) {
 	owned := []map[string]any{{"param": "vin", "owned": "vehicle"}}
 	e.must(201, token, "POST", "/apis/"+api+"/versions", map[string]any{"version": version, "spec": vehicleSpec,
 		"upstream": map[string]any{"targets": []string{"http://127.0.0.1:9999"}},
-		"policy": map[string]any{"operations": map[string]any{"getBattery": map[string]any{"bindings": owned}, "setClimate": map[string]any{"bindings": owned}}}}, hdr...)
+		"policy":   map[string]any{"operations": map[string]any{"getBattery": map[string]any{"bindings": owned}, "setClimate": map[string]any{"bindings": owned}}}}, hdr...)
 }

@@ -32,7 +32,7 @@ type Snapshot struct {
 	// Routers per protocol.
 	http, mqtt, coap *router
 	keys             map[[32]byte]*keyEntry
-	byCred           map[string]*keyEntry // "api_key:<id>" -> entry
+	byCred           map[string]*keyEntry  // "api_key:<id>" -> entry
 	pins             map[string]*Principal // cert fingerprint -> application
 	owners           map[ownKey]struct{}
 	// Warnings are problems that did not stop compilation (a version
