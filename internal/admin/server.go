@@ -154,6 +154,7 @@ func New(o Options) *Server {
 		{"GET", "/audit/verify", s.verifyAudit},
 		{"POST", "/apply", s.apply},
 	}
+	s.routes = append(s.routes, s.deviceRoutes()...)
 	mux := http.NewServeMux()
 	for _, rt := range s.routes {
 		mux.Handle(rt.method+" "+Prefix+rt.path, s.handle(rt.h))
