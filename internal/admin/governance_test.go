@@ -149,3 +149,42 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+func TestInventory(t *testing.T) {
+	e := newEnv(t)
+	author := e.tenantWithAdmin("acme", "ann", "author", "operator")
+	reviewer := e.operator("acme", "rita", "reviewer")
+	e.must(201, author, "POST", "/apis", map[string]any{"name": "vehicles", "owner": "o"})
+	e.must(201, author, "POST", "/apis/vehicles/versions", map[string]any{"version": "v1", "spec": specWithBase("/v1"),
+		"upstream": map[string]any{"targets": []string{"http://127.0.0.1:9"}}, "policy": ownedPolicy()})
+	e.publish(author, reviewer, "vehicles", "v1")
+	inv := e.must(200, author, "GET", "/inventory", nil)
+	ops := inv["operations"].([]any)
+	if len(ops) != 2 {
+		t.Fatalf("operations: %v", ops)
+	}
+	op := ops[0].(map[string]any)
+	if op["path"] != "/v1/vehicles/{vin}/battery" || op["bindings"].(float64) != 1 || op["anonymous"] != false || op["auth"].([]any)[0] != "api_key" {
+		t.Fatalf("operation: %v", op)
+	}
+	score := inv["score"].(float64)
+	if score <= 0 || score >= 100 {
+		t.Fatalf("score %v should be deducted for the missing rate limits and warnings: %v", score, inv["score_parts"])
+	}
+	parts := map[string]bool{}
+	for _, p := range inv["score_parts"].([]any) {
+		parts[p.(map[string]any)["name"].(string)] = true
+	}
+	if !parts["unlimited"] || parts["unbound-identifiers"] {
+		t.Fatalf("score parts: %v", inv["score_parts"])
+	}
+	r := e.call(author, "GET", "/inventory?format=markdown", nil)
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/markdown") || !strings.Contains(string(r.body), "| vehicles | v1 | published | http | `GET /v1/vehicles/{vin}/battery` | api_key | 1 |") {
+		t.Fatalf("markdown: %d %s", r.status, r.body)
+	}
+	// Another tenant sees none of it.
+	other := e.tenantWithAdmin("globex", "gus", "admin")
+	if ops := e.must(200, other, "GET", "/inventory", nil)["operations"].([]any); len(ops) != 0 {
+		t.Fatalf("inventory leaks across tenants: %v", ops)
+	}
+}

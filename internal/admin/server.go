@@ -25,6 +25,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/model"
 	"github.com/fleetgate/fleetgate/internal/store"
 	"github.com/fleetgate/fleetgate/internal/telemetry"
+	"github.com/fleetgate/fleetgate/internal/usage"
 )
 
 // Prefix is the base path of the admin API.
@@ -45,6 +46,8 @@ type Options struct {
 	// OnChange is called after every committed mutation (the data plane
 	// rebuilds its snapshot from it). It must not block.
 	OnChange func()
+	// Usage is the data plane's traffic record, for the inventory.
+	Usage *usage.Recorder
 }
 
 // Server is the admin API. Construct with New.
@@ -54,6 +57,7 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *telemetry.Metrics
 	onChange func()
+	usage    *usage.Recorder
 	routes   []route
 	mux      *http.ServeMux
 }
@@ -99,7 +103,7 @@ type route struct {
 
 // New builds the server and its routes.
 func New(o Options) *Server {
-	s := &Server{st: o.Store, lc: o.Lifecycle, log: o.Logger, metrics: o.Metrics, onChange: o.OnChange}
+	s := &Server{st: o.Store, lc: o.Lifecycle, log: o.Logger, metrics: o.Metrics, onChange: o.OnChange, usage: o.Usage}
 	if s.lc == nil {
 		s.lc = lifecycle.New()
 	}
@@ -153,6 +157,7 @@ func New(o Options) *Server {
 		{"GET", "/audit", s.listAudit},
 		{"GET", "/audit/verify", s.verifyAudit},
 		{"POST", "/apply", s.apply},
+		{"GET", "/inventory", s.inventory},
 	}
 	s.routes = append(s.routes, s.deviceRoutes()...)
 	mux := http.NewServeMux()

@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 		return nil, fmt.Errorf("first snapshot: %w", err)
 	}
 	a.gateway = httpgw.New(httpgw.Options{Engine: a.engine, Usage: a.usage, Metrics: dp, Logger: log, AccessLog: cfg.AccessLog})
-	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: lifecycle.New(lifecycle.Governance{Usage: a.usage}.Checks()...), Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify})
+	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: lifecycle.New(lifecycle.Governance{Usage: a.usage}.Checks()...), Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage})
 	mux := http.NewServeMux()
 	mux.Handle(admin.Prefix+"/", a.admin)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

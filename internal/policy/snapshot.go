@@ -459,3 +459,23 @@ func (s *Snapshot) Owns(tenant, subject, objType, objID string) bool {
 	_, ok := s.owners[ownKey{tenant, subject, objType, objID}]
 	return ok
 }
+
+// AuthMethods names the credentials the route accepts, for the inventory.
+func (rt *Route) AuthMethods() []string {
+	var out []string
+	for _, m := range []struct {
+		bit  authMethod
+		name string
+	}{{methodAPIKey, "api_key"}, {methodJWT, "jwt"}, {methodMTLS, "mtls"}, {methodAnonymous, "anonymous"}} {
+		if rt.auth.methods&m.bit != 0 {
+			out = append(out, m.name)
+		}
+	}
+	return out
+}
+
+// Guards counts the route's identity bindings and rules, and reports
+// whether it is rate limited, for the inventory.
+func (rt *Route) Guards() (bindings, rules int, limited bool) {
+	return len(rt.bindings), len(rt.rules), rt.limit != nil
+}
