@@ -226,6 +226,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
+	if text, ok := out.(*string); ok { // a non-JSON answer (Markdown reports)
+		*text = string(data)
+		return nil
+	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("decoding answer to %s %s: %w", method, path, err)
 	}
