@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/fleetgate/fleetgate/internal/admin"
 	"github.com/fleetgate/fleetgate/internal/config"
 	"github.com/fleetgate/fleetgate/internal/gateway/httpgw"
@@ -43,6 +45,7 @@ type App struct {
 	builder   *snapshot.Builder
 	usage     *usage.Recorder
 	counter   *ratelimit.Local
+	redis     *redis.Client
 	gateway   *httpgw.Gateway
 	dataSrvs  []*http.Server
 	dataLns   []net.Listener
@@ -79,8 +82,27 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 	bg, cancel := context.WithCancel(context.Background())
 	a.bgCtx, a.bgCancel, a.bgDone = bg, cancel, make(chan struct{})
 	a.counter = ratelimit.NewLocal(ratelimit.LocalOptions{MaxBuckets: cfg.RateLimitMax})
+	var counter ratelimit.Counter = a.counter
+	if cfg.RateLimitRedis != "" {
+		opt, err := redis.ParseURL(cfg.RateLimitRedis)
+		if err != nil {
+			cancel()
+			a.store.Close()
+			return nil, fmt.Errorf("--rate-limit-redis: %w", err)
+		}
+		a.redis = redis.NewClient(opt)
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		err = a.redis.Ping(pctx).Err()
+		pcancel()
+		if err != nil {
+			cancel()
+			a.store.Close()
+			return nil, fmt.Errorf("--rate-limit-redis: %s unreachable: %w", opt.Addr, err)
+		}
+		counter = ratelimit.NewRedis(a.redis, "fleetgate:rl:")
+	}
 	dp := a.metrics.NewDataPlane()
-	a.engine = policy.NewEngine(policy.Options{Counter: a.counter, OnCounterError: func(err error) {
+	a.engine = policy.NewEngine(policy.Options{Counter: counter, OnCounterError: func(err error) {
 		log.Warn("rate-limit counter failed; request allowed", "err", err)
 	}})
 	a.usage = usage.New()
@@ -184,6 +206,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		<-a.bgDone
 	}
 	a.counter.Close()
+	if a.redis != nil {
+		errs = append(errs, a.redis.Close())
+	}
 	errs = append(errs, a.store.Close())
 	a.log.Info("fleetgate stopped")
 	return errors.Join(errs...)

@@ -37,6 +37,9 @@ type Config struct {
 	AccessLog    bool
 	RateLimitMax int    // cap on local rate-limit buckets
 	DebugAddr    string // net/http/pprof listener ("" disables it)
+	// RateLimitRedis keeps rate-limit counters in Redis (redis://host:port/db)
+	// so every node of a cluster shares them; "" keeps them in memory.
+	RateLimitRedis string
 	// AdminToken presets the bootstrap admin token (env
 	// FLEETGATE_ADMIN_TOKEN only: secrets do not belong in flags, which
 	// show up in process listings).
@@ -77,6 +80,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("client-auth", d.ClientAuth, "client certificates on HTTPS: none, request (verify when sent) or require")
 	fs.Bool("access-log", d.AccessLog, "log one line per data-plane request")
 	fs.Int("rate-limit-max-buckets", d.RateLimitMax, "cap on rate-limit buckets kept in memory")
+	fs.String("rate-limit-redis", d.RateLimitRedis, "redis:// URL of cluster-wide rate-limit counters (empty: in memory, per node)")
 	fs.String("debug-addr", d.DebugAddr, "listen address of the Go profiler (/debug/pprof); keep it on loopback; empty disables it")
 }
 
@@ -97,6 +101,7 @@ type fileConfig struct {
 	AccessLog       *string `yaml:"access_log"`
 	RateLimitMax    *string `yaml:"rate_limit_max_buckets"`
 	DebugAddr       *string `yaml:"debug_addr"`
+	RateLimitRedis  *string `yaml:"rate_limit_redis"`
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -114,7 +119,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 		}
 	}
 	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout",
-		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr"} {
+		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr", "rate-limit-redis"} {
 		if v := getenv("FLEETGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
 			set[name] = v
 		}
@@ -160,6 +165,8 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 			c.AccessLog = b
 		case "debug-addr":
 			c.DebugAddr = v
+		case "rate-limit-redis":
+			c.RateLimitRedis = v
 		case "rate-limit-max-buckets":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1000 {
@@ -203,6 +210,7 @@ func loadFile(path string, set map[string]string) error {
 	put("access-log", fc.AccessLog)
 	put("rate-limit-max-buckets", fc.RateLimitMax)
 	put("debug-addr", fc.DebugAddr)
+	put("rate-limit-redis", fc.RateLimitRedis)
 	return nil
 }
 
@@ -240,6 +248,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientAuth == "require" && c.TLSClientCA == "" {
 		return errors.New("client-auth require needs tls-client-ca")
+	}
+	if c.RateLimitRedis != "" && !strings.HasPrefix(c.RateLimitRedis, "redis://") && !strings.HasPrefix(c.RateLimitRedis, "rediss://") {
+		return fmt.Errorf("rate-limit-redis %q: want a redis:// or rediss:// URL", c.RateLimitRedis)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("shutdown-timeout must be positive")
