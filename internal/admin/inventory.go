@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetgate/fleetgate/internal/lifecycle"
 	"github.com/fleetgate/fleetgate/internal/model"
 	"github.com/fleetgate/fleetgate/internal/policy"
 	"github.com/fleetgate/fleetgate/internal/spec"
@@ -127,7 +128,7 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request, p *principal)
 		if err != nil {
 			continue
 		}
-		for _, f := range lint.Lint(doc, &v.Policy, lint.Config{}) {
+		for _, f := range lint.Lint(doc, &v.Policy, lifecycle.LintConfig(&v.Policy)) {
 			inv.Findings = append(inv.Findings, InventoryFinding{API: v.APIName, Version: v.Label, Finding: f})
 		}
 	}

@@ -68,6 +68,14 @@ func validatePolicy(p *model.Policy, b *model.Bindings) []FieldError {
 	checkAuth("/policy/auth", p.Auth)
 	checkRules("/policy/rules", p.Rules)
 	checkLimit("/policy/rate_limit", p.RateLimit)
+	for i, w := range p.LintWaivers {
+		if strings.TrimSpace(w.Reason) == "" {
+			add(fmt.Sprintf("/policy/lint_waivers/%d/reason", i), "a waiver needs a reason reviewers can judge")
+		}
+		if w.Rule == "" {
+			add(fmt.Sprintf("/policy/lint_waivers/%d/rule", i), "name the lint rule waived")
+		}
+	}
 	switch p.ValidateResponses {
 	case "", "off", "log":
 	default:

@@ -52,7 +52,7 @@ func lintOnSubmit(_ store.Tx, r *Request) error {
 	if err != nil {
 		return &CheckError{Check: "spec", Detail: err.Error(), Field: "/spec"}
 	}
-	fs := lint.Lint(doc, &r.Version.Policy, lint.Config{})
+	fs := lint.Lint(doc, &r.Version.Policy, LintConfig(&r.Version.Policy))
 	if !lint.HasErrors(fs) {
 		return nil
 	}
@@ -67,6 +67,15 @@ func lintOnSubmit(_ store.Tx, r *Request) error {
 		}
 	}
 	return &CheckError{Check: "lint", Detail: fmt.Sprintf("%d lint error(s) block submission: %s", n, strings.Join(first, "; ")), Data: fs}
+}
+
+// LintConfig is the lint configuration a version carries: its waivers.
+func LintConfig(p *model.Policy) lint.Config {
+	var c lint.Config
+	for _, w := range p.LintWaivers {
+		c.Waivers = append(c.Waivers, lint.Waiver{Rule: w.Rule, Operation: w.Operation, Reason: w.Reason})
+	}
+	return c
 }
 
 // predecessor is the highest live version of the same API below v.

@@ -61,6 +61,17 @@ type Policy struct {
 	Operations map[string]OperationPolicy `json:"operations,omitempty"`
 	// ValidateResponses: "off" (default) or "log".
 	ValidateResponses string `json:"validate_responses,omitempty"`
+	// LintWaivers accept a lint finding for one operation, with a reason
+	// that reviewers read (e.g. an anonymous health check).
+	LintWaivers []LintWaiver `json:"lint_waivers,omitempty"`
+}
+
+// LintWaiver waives one lint rule for one operation ("" = the whole
+// document). The reason is required and audited with the version.
+type LintWaiver struct {
+	Rule      string `json:"rule"`
+	Operation string `json:"operation,omitempty"`
+	Reason    string `json:"reason"`
 }
 
 // AuthPolicy lists accepted credentials: any one of Methods suffices.
