@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"testing"
 
 	"github.com/fleetgate/fleetgate/internal/identity/credential"
@@ -66,6 +68,30 @@ func BenchmarkGateway(b *testing.B) {
 				b.Fatalf("%d %s", w.Code, w.Body)
 			}
 			_, _ = io.Copy(io.Discard, w.Body)
+		}
+	})
+}
+
+// BenchmarkBaselineProxy is the same exchange through a plain
+// httputil.ReverseProxy, to compare with BenchmarkGateway.
+func BenchmarkBaselineProxy(b *testing.B) {
+	body := []byte(`{"vin":"SJNFAAZE0U6000001","charge":81}`)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.Transport = newTransport(0)
+	p.BufferPool = &bufferPool{}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest("GET", "/v1/vehicles/SJNFAAZE0U6000001/battery", nil)
+			w := httptest.NewRecorder()
+			p.ServeHTTP(w, req)
+			if w.Code != 200 {
+				b.Fatalf("%d", w.Code)
+			}
 		}
 	})
 }
