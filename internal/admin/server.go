@@ -58,6 +58,7 @@ type Server struct {
 	metrics  *telemetry.Metrics
 	onChange func()
 	usage    *usage.Recorder
+	dev      deviceState
 	routes   []route
 	mux      *http.ServeMux
 }

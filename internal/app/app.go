@@ -20,6 +20,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/admin"
 	"github.com/fleetgate/fleetgate/internal/config"
 	"github.com/fleetgate/fleetgate/internal/gateway/httpgw"
+	"github.com/fleetgate/fleetgate/internal/identity/pki"
 	"github.com/fleetgate/fleetgate/internal/lifecycle"
 	"github.com/fleetgate/fleetgate/internal/policy"
 	"github.com/fleetgate/fleetgate/internal/ratelimit"
@@ -114,7 +115,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 		return nil, fmt.Errorf("first snapshot: %w", err)
 	}
 	a.gateway = httpgw.New(httpgw.Options{Engine: a.engine, Usage: a.usage, Metrics: dp, Logger: log, AccessLog: cfg.AccessLog})
+	var kek []byte
+	if cfg.DeviceKEK != "" {
+		if kek, err = pki.ParseKEK(cfg.DeviceKEK); err != nil {
+			cancel()
+			a.store.Close()
+			return nil, fmt.Errorf("FLEETGATE_DEVICE_KEK: %w", err)
+		}
+	}
 	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: lifecycle.New(lifecycle.Governance{Usage: a.usage}.Checks()...), Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage})
+	a.admin.SetDeviceOptions(admin.DeviceOptions{KEK: kek})
 	mux := http.NewServeMux()
 	mux.Handle(admin.Prefix+"/", a.admin)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

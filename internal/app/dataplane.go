@@ -14,9 +14,14 @@ import (
 
 // startDataPlane binds the HTTP and HTTPS data-plane listeners.
 func (a *App) startDataPlane() error {
+	// Device enrollment shares the data-plane listeners: devices reach the
+	// gateway, not the admin API.
+	dp := http.NewServeMux()
+	dp.Handle("POST /.well-known/fleetgate/enroll", a.admin.EnrollHandler())
+	dp.Handle("/", a.gateway)
 	newSrv := func() *http.Server {
 		return &http.Server{
-			Handler:           a.gateway,
+			Handler:           dp,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    64 << 10,

@@ -40,6 +40,9 @@ type Config struct {
 	// RateLimitRedis keeps rate-limit counters in Redis (redis://host:port/db)
 	// so every node of a cluster shares them; "" keeps them in memory.
 	RateLimitRedis string
+	// DeviceKEK seals tenant CA private keys (base64 of 32 bytes; env
+	// FLEETGATE_DEVICE_KEK only, like the admin token: never a flag).
+	DeviceKEK string
 	// AdminToken presets the bootstrap admin token (env
 	// FLEETGATE_ADMIN_TOKEN only: secrets do not belong in flags, which
 	// show up in process listings).
@@ -176,6 +179,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 		}
 	}
 	c.AdminToken = getenv("FLEETGATE_ADMIN_TOKEN")
+	c.DeviceKEK = getenv("FLEETGATE_DEVICE_KEK")
 	return c, c.Validate()
 }
 

@@ -160,6 +160,9 @@ func (e *Engine) authenticate(s *Snapshot, rt *Route, r *Request) (*Principal, S
 		if p := s.pins[hex.EncodeToString(sum[:])]; p != nil && p.Tenant == rt.Tenant {
 			return p, Allow, ""
 		}
+		if p, ok := s.devices.Principal(c.PeerCert, r.Now); ok && p.Tenant == rt.Tenant {
+			return p, Allow, ""
+		}
 		if a.methods&(methodAPIKey|methodJWT) == 0 {
 			return nil, Unauthenticated, ReasonBadCredentials
 		}
@@ -360,6 +363,9 @@ func (e *Engine) AuthenticateSession(s *Snapshot, c Credentials, now time.Time) 
 		if p := s.pins[hex.EncodeToString(sum[:])]; p != nil {
 			return p, Allow, ""
 		}
+		if p, ok := s.devices.Principal(c.PeerCert, now); ok {
+			return p, Allow, ""
+		}
 		if c.APIKey == "" {
 			return nil, Unauthenticated, ReasonBadCredentials
 		}
@@ -383,6 +389,9 @@ func (e *Engine) AuthenticateSession(s *Snapshot, c Credentials, now time.Time) 
 func (s *Snapshot) PrincipalValid(p *Principal, now time.Time) bool {
 	if p == nil {
 		return false
+	}
+	if p.Kind == "device" {
+		return s.devices.Active(p.Tenant, p.ID)
 	}
 	if k := s.byCred[p.Credential]; k != nil {
 		return k.principal.Tenant == p.Tenant && k.principal.ID == p.ID && !k.revoked && (k.expires == nil || now.Before(*k.expires))

@@ -21,6 +21,7 @@ type Input struct {
 	Apps       []model.Application
 	Keys       []model.APIKey
 	Ownerships []model.Ownership
+	Devices    DeviceInput
 }
 
 // Snapshot is an immutable, compiled view of the control plane: everything
@@ -35,6 +36,7 @@ type Snapshot struct {
 	byCred           map[string]*keyEntry  // "api_key:<id>" -> entry
 	pins             map[string]*Principal // cert fingerprint -> application
 	owners           map[ownKey]struct{}
+	devices          *DeviceIndex
 	// Warnings are problems that did not stop compilation (a version
 	// whose spec no longer parses is left out, for example).
 	Warnings []string
@@ -153,6 +155,7 @@ func Compile(in *Input, jwt JWTFactory) *Snapshot {
 		s.keys[h] = e
 		s.byCred[e.principal.Credential] = e
 	}
+	s.devices = BuildDeviceIndex(in.Devices)
 	for _, o := range in.Ownerships {
 		s.owners[ownKey{o.TenantID, o.Subject, o.ObjectType, o.ObjectID}] = struct{}{}
 	}

@@ -59,7 +59,13 @@ func (b *Builder) Build(ctx context.Context) (*policy.Snapshot, error) {
 		if in.Keys, err = tx.ListAPIKeys("", "", store.Page{Limit: -1}); err != nil {
 			return err
 		}
-		in.Ownerships, err = tx.ListOwnerships("", store.OwnershipFilter{Limit: -1})
+		if in.Ownerships, err = tx.ListOwnerships("", store.OwnershipFilter{Limit: -1}); err != nil {
+			return err
+		}
+		if in.Devices.Devices, err = tx.ListDevices("", store.Page{Limit: -1}); err != nil {
+			return err
+		}
+		in.Devices.Credentials, err = tx.ListDeviceCredentials("", "", store.Page{Limit: -1})
 		return err
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/fleetgate/fleetgate/internal/model"
 )
@@ -131,6 +132,40 @@ type Tx interface {
 	AddOwnership(o *model.Ownership) error
 	RemoveOwnership(o *model.Ownership) error
 	ListOwnerships(tenant string, f OwnershipFilter) ([]model.Ownership, error)
+
+	// Devices, their credentials, the tenant CA and enrollment tokens.
+	// As for applications, a "" tenant in the list methods means every
+	// tenant and a negative Limit means no limit (the snapshot builder).
+	CreateDevice(d *model.Device) error
+	GetDevice(tenant, id string) (*model.Device, error)
+	ListDevices(tenant string, p Page) ([]model.Device, error)
+	UpdateDevice(d *model.Device) error
+	// DeleteDevice removes a device and its enrollment tokens. Its
+	// credentials are kept: revoked certificates stay on the CRL.
+	DeleteDevice(tenant, id string) error
+
+	CreateDeviceCredential(c *model.DeviceCredential) error
+	GetDeviceCredential(tenant, id string) (*model.DeviceCredential, error)
+	// ListDeviceCredentials lists credentials of one device ("" deviceID:
+	// of every device), ordered by id.
+	ListDeviceCredentials(tenant, deviceID string, p Page) ([]model.DeviceCredential, error)
+	// UpdateDeviceCredential writes the revocation fields (RevokedAt,
+	// RevokeReason); the identifying fields never change.
+	UpdateDeviceCredential(c *model.DeviceCredential) error
+
+	// CreateTenantCA stores a tenant's CA; a second one is ErrConflict
+	// (a CA is replaced by rotation, not by overwriting).
+	CreateTenantCA(ca *model.TenantCA) error
+	GetTenantCA(tenant string) (*model.TenantCA, error)
+
+	CreateEnrollmentToken(e *model.EnrollmentToken) error
+	// GetEnrollmentTokenByHash looks a token up across tenants by the
+	// SHA-256 of its secret: the enrolling device names no tenant.
+	GetEnrollmentTokenByHash(hash []byte) (*model.EnrollmentToken, error)
+	// UseEnrollmentToken marks a token used at at, atomically: it is
+	// ErrNotFound when the token does not exist or was already used, so
+	// two concurrent enrollments with one token cannot both succeed.
+	UseEnrollmentToken(tenant, id string, at time.Time) error
 
 	AddTransition(t *model.Transition) error
 	ListTransitions(tenant, versionID string) ([]model.Transition, error)

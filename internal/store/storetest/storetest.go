@@ -32,6 +32,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Pagination", testPagination},
 		{"DeleteTenantKeepsAudit", testDeleteTenantKeepsAudit},
 		{"ConsumersAndOwnership", testConsumers},
+		{"DevicesAndCredentials", testDevices},
+		{"TenantCAAndEnrollment", testTenantCAAndEnrollment},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,163 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetgate/fleetgate/internal/config"
+)
+
+// TestDeviceEnrollAndRevoke: a registered device enrolls with a one-time
+// token and a CSR over the data plane, calls an mTLS-only operation with
+// its certificate (as a device principal bound to its id), and is refused
+// once the certificate is revoked.
+func TestDeviceEnrollAndRevoke(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Header.Get("X-Fleetgate-Subject"))
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	_, srvCert, srvKey := selfSigned(t, "localhost", true)
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	_ = os.WriteFile(certFile, srvCert, 0o600)
+	_ = os.WriteFile(keyFile, srvKey, 0o600)
+	cfg := config.Default()
+	cfg.DataDir, cfg.AdminAddr, cfg.HTTPAddr, cfg.HTTPSAddr = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.TLSCert, cfg.TLSKey, cfg.AdminToken = certFile, keyFile, "fgt_device-test-token-0123456789abcd"
+	cfg.DeviceKEK = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown(context.Background())
+	adm := func(tok, method, path string, body any, want int) map[string]any {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, a.AdminURL()+"/admin/v1"+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		rb, _ := io.ReadAll(res.Body)
+		if res.StatusCode != want {
+			t.Fatalf("%s %s: %d, want %d: %s", method, path, res.StatusCode, want, rb)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(rb, &m)
+		return m
+	}
+	root := cfg.AdminToken
+	adm(root, "POST", "/ca", map[string]any{}, 201)
+	adm(root, "POST", "/devices", map[string]any{"id": "meter-17", "model": "em-300"}, 201)
+	enroll := adm(root, "POST", "/devices/meter-17/enrollment-tokens", map[string]any{"expires_in": "1h"}, 201)["secret"].(string)
+	adm(root, "POST", "/operators", map[string]any{"name": "rev", "roles": []string{"reviewer"}}, 201)
+	rev := createToken(t, a.AdminURL(), root, "rev")
+	adm(root, "POST", "/apis", map[string]any{"name": "readings", "owner": "energy"}, 201)
+	adm(root, "POST", "/apis/readings/versions", map[string]any{"version": "v1", "upstream": map[string]any{"targets": []string{up.URL}},
+		"bindings": map[string]any{"http": map[string]any{"base_path": "/v1", "operations": []any{map[string]any{"method": "POST", "path": "/meters/{meterId}/readings", "operation_id": "push"}}}},
+		"policy": map[string]any{"auth": map[string]any{"methods": []string{"mtls"}},
+			"operations": map[string]any{"push": map[string]any{"bindings": []any{map[string]any{"param": "meterId", "equals": "principal.device"}}}}}}, 201)
+	adm(root, "POST", "/apis/readings/versions/v1/transitions", map[string]any{"to": "in_review"}, 200)
+	adm(rev, "POST", "/apis/readings/versions/v1/transitions", map[string]any{"to": "published"}, 200)
+
+	// Enrollment over the plain data-plane listener, with a CSR.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "meter-17"}}, key)
+	req, _ := http.NewRequest("POST", a.DataURLs()[0]+"/.well-known/fleetgate/enroll", bytes.NewReader(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})))
+	req.Header.Set("Authorization", "Bearer "+enroll)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var issued struct {
+		Certificate string `json:"certificate"`
+		Credential  struct {
+			ID string `json:"id"`
+		} `json:"credential"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&issued)
+	res.Body.Close()
+	if res.StatusCode != 201 || issued.Certificate == "" {
+		t.Fatalf("enroll: %d", res.StatusCode)
+	}
+	// The token is one-time.
+	req, _ = http.NewRequest("POST", a.DataURLs()[0]+"/.well-known/fleetgate/enroll", bytes.NewReader(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})))
+	req.Header.Set("Authorization", "Bearer "+enroll)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode < 400 {
+		t.Fatalf("replayed enrollment token: %v %v", err, res)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	pair, err := tls.X509KeyPair([]byte(issued.Certificate), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(srvCert)
+	var https string
+	for _, u := range a.DataURLs() {
+		if strings.HasPrefix(u, "https://") {
+			https = "https://localhost" + strings.TrimPrefix(u, "https://127.0.0.1")
+		}
+	}
+	push := func(meter string) (int, string) {
+		t.Helper()
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}
+		defer tr.CloseIdleConnections()
+		cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		res, err := cl.Post(https+"/v1/meters/"+meter+"/readings", "application/json", strings.NewReader(`{"kwh":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	var status int
+	var body string
+	for i := 0; i < 100; i++ { // snapshots follow the admin changes asynchronously
+		if status, body = push("meter-17"); status == 200 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status != 200 || body != "device:meter-17" {
+		t.Fatalf("enrolled device: %d %q", status, body)
+	}
+	if status, _ := push("meter-18"); status != 403 {
+		t.Fatalf("device writing another meter's readings: %d", status)
+	}
+	adm(root, "POST", "/devices/meter-17/credentials/"+issued.Credential.ID+"/revoke", map[string]any{"reason": "keyCompromise"}, 200)
+	for i := 0; i < 100; i++ {
+		if status, _ = push("meter-17"); status == 401 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status != 401 {
+		t.Fatalf("revoked certificate still accepted: %d", status)
+	}
+}
