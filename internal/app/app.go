@@ -20,6 +20,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/admin"
 	"github.com/fleetgate/fleetgate/internal/config"
 	"github.com/fleetgate/fleetgate/internal/gateway/httpgw"
+	mqttgw "github.com/fleetgate/fleetgate/internal/gateway/mqtt"
 	"github.com/fleetgate/fleetgate/internal/identity/pki"
 	"github.com/fleetgate/fleetgate/internal/lifecycle"
 	"github.com/fleetgate/fleetgate/internal/policy"
@@ -48,6 +49,8 @@ type App struct {
 	counter   *ratelimit.Local
 	redis     *redis.Client
 	gateway   *httpgw.Gateway
+	mqtt      *mqttgw.Gateway
+	dp        *telemetry.DataPlane
 	dataSrvs  []*http.Server
 	dataLns   []net.Listener
 	dataKinds []int // 0 http, 1 https, per dataLns entry
@@ -103,12 +106,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 		counter = ratelimit.NewRedis(a.redis, "fleetgate:rl:")
 	}
 	dp := a.metrics.NewDataPlane()
+	a.dp = dp
 	a.engine = policy.NewEngine(policy.Options{Counter: counter, OnCounterError: func(err error) {
 		log.Warn("rate-limit counter failed; request allowed", "err", err)
 	}})
 	a.usage = usage.New()
 	a.builder = snapshot.New(bg, a.store, a.engine, log)
-	a.builder.OnBuild = func(s *policy.Snapshot) { dp.Snapshot(s.Serial) }
+	a.builder.OnBuild = func(s *policy.Snapshot) {
+		dp.Snapshot(s.Serial)
+		// Sessions of revoked or removed credentials end with the swap.
+		if a.mqtt != nil {
+			a.mqtt.Revalidate()
+		}
+	}
 	if _, err := a.builder.Build(ctx); err != nil {
 		cancel()
 		a.store.Close()
@@ -207,6 +217,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	var errs []error
 	for _, srv := range a.dataSrvs {
 		errs = append(errs, srv.Shutdown(ctx))
+	}
+	if a.mqtt != nil {
+		errs = append(errs, a.mqtt.Close())
 	}
 	if a.adminLn != nil {
 		errs = append(errs, a.adminSrv.Shutdown(ctx))

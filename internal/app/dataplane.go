@@ -10,6 +10,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"time"
+
+	mqttgw "github.com/fleetgate/fleetgate/internal/gateway/mqtt"
 )
 
 // startDataPlane binds the HTTP and HTTPS data-plane listeners.
@@ -49,6 +51,11 @@ func (a *App) startDataPlane() error {
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		a.dataSrvs = append(a.dataSrvs, srv)
 		go a.serve(srv, func() error { return srv.Serve(ln) }, "debug")
+	}
+	if a.cfg.MQTTAddr != "" || a.cfg.MQTTSAddr != "" || a.cfg.MQTTWSAddr != "" {
+		if err := a.startMQTT(); err != nil {
+			return err
+		}
 	}
 	if a.cfg.HTTPSAddr != "" {
 		tc, err := a.tlsConfig()
@@ -113,4 +120,36 @@ func (a *App) DataURLs() []string {
 		out = append(out, []string{"http://", "https://"}[a.dataKinds[i]]+l.Addr().String())
 	}
 	return out
+}
+
+// startMQTT starts the MQTT adapter: embedded broker, or proxy to
+// --mqtt-upstream.
+func (a *App) startMQTT() error {
+	o := mqttgw.Options{Engine: a.engine, Usage: a.usage, Metrics: a.dp, Logger: a.log,
+		TCPAddr: a.cfg.MQTTAddr, TLSAddr: a.cfg.MQTTSAddr, WSAddr: a.cfg.MQTTWSAddr,
+		Upstream: a.cfg.MQTTUpstream, UpstreamUsername: a.cfg.MQTTUpstreamUser, UpstreamPassword: a.cfg.MQTTUpstreamPassword}
+	if a.cfg.MQTTSAddr != "" {
+		tc, err := a.tlsConfig()
+		if err != nil {
+			return err
+		}
+		o.TLSConfig = tc
+	}
+	g, err := mqttgw.New(o)
+	if err != nil {
+		return fmt.Errorf("mqtt: %w", err)
+	}
+	if err := g.Start(); err != nil {
+		return err
+	}
+	a.mqtt = g
+	return nil
+}
+
+// MQTTAddrs lists the bound MQTT listeners ("tcp", "tls", "ws" -> address).
+func (a *App) MQTTAddrs() map[string]string {
+	if a.mqtt == nil {
+		return nil
+	}
+	return a.mqtt.Addrs()
 }

@@ -40,6 +40,13 @@ type Config struct {
 	// RateLimitRedis keeps rate-limit counters in Redis (redis://host:port/db)
 	// so every node of a cluster shares them; "" keeps them in memory.
 	RateLimitRedis string
+	// MQTT data plane ("" disables each listener).
+	MQTTAddr, MQTTSAddr, MQTTWSAddr string
+	// MQTTUpstream ("tcp://host:port") proxies MQTT sessions to an external
+	// broker instead of the embedded one.
+	MQTTUpstream, MQTTUpstreamUser string
+	// MQTTUpstreamPassword: env FLEETGATE_MQTT_UPSTREAM_PASSWORD only.
+	MQTTUpstreamPassword string
 	// DeviceKEK seals tenant CA private keys (base64 of 32 bytes; env
 	// FLEETGATE_DEVICE_KEK only, like the admin token: never a flag).
 	DeviceKEK string
@@ -84,27 +91,37 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Bool("access-log", d.AccessLog, "log one line per data-plane request")
 	fs.Int("rate-limit-max-buckets", d.RateLimitMax, "cap on rate-limit buckets kept in memory")
 	fs.String("rate-limit-redis", d.RateLimitRedis, "redis:// URL of cluster-wide rate-limit counters (empty: in memory, per node)")
+	fs.String("mqtt-addr", d.MQTTAddr, "listen address of MQTT over TCP (e.g. 127.0.0.1:1883; empty disables it)")
+	fs.String("mqtts-addr", d.MQTTSAddr, "listen address of MQTT over TLS (uses --tls-cert/--tls-key and --client-auth)")
+	fs.String("mqtt-ws-addr", d.MQTTWSAddr, "listen address of MQTT over WebSocket")
+	fs.String("mqtt-upstream", d.MQTTUpstream, "tcp://host:port of an external MQTT broker to proxy sessions to (empty: embedded broker)")
+	fs.String("mqtt-upstream-username", d.MQTTUpstreamUser, "the gateway's user name at the external broker (password: FLEETGATE_MQTT_UPSTREAM_PASSWORD)")
 	fs.String("debug-addr", d.DebugAddr, "listen address of the Go profiler (/debug/pprof); keep it on loopback; empty disables it")
 }
 
 // fileConfig mirrors Config for strict YAML decoding.
 type fileConfig struct {
-	DataDir         *string `yaml:"data_dir"`
-	AdminAddr       *string `yaml:"admin_addr"`
-	Store           *string `yaml:"store"`
-	LogFormat       *string `yaml:"log_format"`
-	LogLevel        *string `yaml:"log_level"`
-	ShutdownTimeout *string `yaml:"shutdown_timeout"`
-	HTTPAddr        *string `yaml:"http_addr"`
-	HTTPSAddr       *string `yaml:"https_addr"`
-	TLSCert         *string `yaml:"tls_cert"`
-	TLSKey          *string `yaml:"tls_key"`
-	TLSClientCA     *string `yaml:"tls_client_ca"`
-	ClientAuth      *string `yaml:"client_auth"`
-	AccessLog       *string `yaml:"access_log"`
-	RateLimitMax    *string `yaml:"rate_limit_max_buckets"`
-	DebugAddr       *string `yaml:"debug_addr"`
-	RateLimitRedis  *string `yaml:"rate_limit_redis"`
+	DataDir          *string `yaml:"data_dir"`
+	AdminAddr        *string `yaml:"admin_addr"`
+	Store            *string `yaml:"store"`
+	LogFormat        *string `yaml:"log_format"`
+	LogLevel         *string `yaml:"log_level"`
+	ShutdownTimeout  *string `yaml:"shutdown_timeout"`
+	HTTPAddr         *string `yaml:"http_addr"`
+	HTTPSAddr        *string `yaml:"https_addr"`
+	TLSCert          *string `yaml:"tls_cert"`
+	TLSKey           *string `yaml:"tls_key"`
+	TLSClientCA      *string `yaml:"tls_client_ca"`
+	ClientAuth       *string `yaml:"client_auth"`
+	AccessLog        *string `yaml:"access_log"`
+	RateLimitMax     *string `yaml:"rate_limit_max_buckets"`
+	DebugAddr        *string `yaml:"debug_addr"`
+	RateLimitRedis   *string `yaml:"rate_limit_redis"`
+	MQTTAddr         *string `yaml:"mqtt_addr"`
+	MQTTSAddr        *string `yaml:"mqtts_addr"`
+	MQTTWSAddr       *string `yaml:"mqtt_ws_addr"`
+	MQTTUpstream     *string `yaml:"mqtt_upstream"`
+	MQTTUpstreamUser *string `yaml:"mqtt_upstream_username"`
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -122,7 +139,8 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 		}
 	}
 	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout",
-		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr", "rate-limit-redis"} {
+		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr", "rate-limit-redis",
+		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username"} {
 		if v := getenv("FLEETGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
 			set[name] = v
 		}
@@ -170,6 +188,16 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 			c.DebugAddr = v
 		case "rate-limit-redis":
 			c.RateLimitRedis = v
+		case "mqtt-addr":
+			c.MQTTAddr = v
+		case "mqtts-addr":
+			c.MQTTSAddr = v
+		case "mqtt-ws-addr":
+			c.MQTTWSAddr = v
+		case "mqtt-upstream":
+			c.MQTTUpstream = v
+		case "mqtt-upstream-username":
+			c.MQTTUpstreamUser = v
 		case "rate-limit-max-buckets":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1000 {
@@ -180,6 +208,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	}
 	c.AdminToken = getenv("FLEETGATE_ADMIN_TOKEN")
 	c.DeviceKEK = getenv("FLEETGATE_DEVICE_KEK")
+	c.MQTTUpstreamPassword = getenv("FLEETGATE_MQTT_UPSTREAM_PASSWORD")
 	return c, c.Validate()
 }
 
@@ -215,6 +244,11 @@ func loadFile(path string, set map[string]string) error {
 	put("rate-limit-max-buckets", fc.RateLimitMax)
 	put("debug-addr", fc.DebugAddr)
 	put("rate-limit-redis", fc.RateLimitRedis)
+	put("mqtt-addr", fc.MQTTAddr)
+	put("mqtts-addr", fc.MQTTSAddr)
+	put("mqtt-ws-addr", fc.MQTTWSAddr)
+	put("mqtt-upstream", fc.MQTTUpstream)
+	put("mqtt-upstream-username", fc.MQTTUpstreamUser)
 	return nil
 }
 
@@ -234,7 +268,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log-format %q: want text or json", c.LogFormat)
 	}
-	for flag, addr := range map[string]string{"http-addr": c.HTTPAddr, "https-addr": c.HTTPSAddr, "debug-addr": c.DebugAddr} {
+	for flag, addr := range map[string]string{"http-addr": c.HTTPAddr, "https-addr": c.HTTPSAddr, "debug-addr": c.DebugAddr,
+		"mqtt-addr": c.MQTTAddr, "mqtts-addr": c.MQTTSAddr, "mqtt-ws-addr": c.MQTTWSAddr} {
 		if addr == "" {
 			continue
 		}
@@ -242,8 +277,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s %q: want host:port", flag, addr)
 		}
 	}
-	if c.HTTPSAddr != "" && (c.TLSCert == "" || c.TLSKey == "") {
-		return errors.New("https-addr needs tls-cert and tls-key")
+	if (c.HTTPSAddr != "" || c.MQTTSAddr != "") && (c.TLSCert == "" || c.TLSKey == "") {
+		return errors.New("https-addr and mqtts-addr need tls-cert and tls-key")
 	}
 	switch c.ClientAuth {
 	case "none", "request", "require":

@@ -1,0 +1,110 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/fleetgate/fleetgate/internal/config"
+)
+
+// TestMQTTThroughTheNode wires the MQTT adapter into a node: an
+// application configured through the admin API connects with its API key,
+// publishes on its own topic, is refused another device's topic, and is
+// disconnected within a second once its key is revoked.
+func TestMQTTThroughTheNode(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir, cfg.AdminAddr, cfg.HTTPAddr, cfg.MQTTAddr = t.TempDir(), "127.0.0.1:0", "", "127.0.0.1:0"
+	cfg.AdminToken = "fgt_mqtt-node-test-token-0123456789"
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown(context.Background())
+	adm := func(tok, method, path string, body any) map[string]any {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, a.AdminURL()+"/admin/v1"+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		rb, _ := io.ReadAll(res.Body)
+		if res.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, rb)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(rb, &m)
+		return m
+	}
+	root := cfg.AdminToken
+	adm(root, "POST", "/operators", map[string]any{"name": "rev", "roles": []string{"reviewer"}})
+	rev := createToken(t, a.AdminURL(), root, "rev")
+	adm(root, "POST", "/apps", map[string]any{"name": "meter1"})
+	keyRes := adm(root, "POST", "/apps/meter1/keys", map[string]any{"name": "k"})
+	key, keyID := keyRes["secret"].(string), keyRes["key"].(map[string]any)["id"].(string)
+	bind := []any{map[string]any{"param": "deviceId", "equals": "principal.id"}}
+	adm(root, "POST", "/apis", map[string]any{"name": "fleet", "owner": "iot"})
+	adm(root, "POST", "/apis/fleet/versions", map[string]any{"version": "v1",
+		"bindings": map[string]any{"mqtt": map[string]any{"channels": []any{map[string]any{"topic": "fleet/{deviceId}/telemetry", "action": "publish", "operation_id": "telemetry"}}}},
+		"policy":   map[string]any{"operations": map[string]any{"telemetry": map[string]any{"bindings": bind}}}})
+	adm(root, "POST", "/apis/fleet/versions/v1/transitions", map[string]any{"to": "in_review"})
+	adm(rev, "POST", "/apis/fleet/versions/v1/transitions", map[string]any{"to": "published"})
+	for i := 0; i < 100; i++ {
+		if rt, _ := a.engine.Snapshot().MatchMQTT("publish", "fleet/meter1/telemetry", nil); rt != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	conn, err := net.DialTimeout("tcp", a.MQTTAddrs()["tcp"], 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disc := make(chan struct{}, 1)
+	c := paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 5 * time.Second,
+		OnServerDisconnect: func(*paho.Disconnect) { disc <- struct{}{} },
+		OnClientError:      func(error) { disc <- struct{}{} }})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ca, err := c.Connect(ctx, &paho.Connect{ClientID: "meter1", KeepAlive: 30, CleanStart: true,
+		Password: []byte(key), PasswordFlag: true}); err != nil {
+		t.Fatalf("connect: %v %+v", err, ca)
+	}
+	pub := func(topic string) byte {
+		t.Helper()
+		pr, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(`{"kwh":1}`)})
+		if pr == nil {
+			t.Fatalf("publish %s: %v", topic, err)
+		}
+		return pr.ReasonCode
+	}
+	if rc := pub("fleet/meter1/telemetry"); rc != 0 {
+		t.Fatalf("own topic: reason 0x%02x", rc)
+	}
+	if rc := pub("fleet/meter2/telemetry"); rc != 0x87 {
+		t.Fatalf("another device's topic: reason 0x%02x, want 0x87 Not authorized", rc)
+	}
+	adm(root, "POST", "/apps/meter1/keys/"+keyID+"/revoke", nil)
+	revoked := time.Now()
+	select {
+	case <-disc:
+		t.Logf("disconnected %v after the revocation was committed", time.Since(revoked))
+	case <-time.After(time.Second):
+		t.Fatal("session of a revoked key still open after 1 s")
+	}
+}

@@ -1,0 +1,76 @@
+package mqttgw
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// FuzzProxyPacket feeds arbitrary bytes to a proxy session after a valid
+// CONNECT, from the device (data) and from the broker (up): the session
+// must neither panic nor hang, whatever the bytes.
+func FuzzProxyPacket(f *testing.F) {
+	fx := newFixture(f, "")
+	g, err := New(Options{Engine: fx.eng, Usage: fx.usage, Logger: testLogger(), Upstream: "tcp://127.0.0.1:1"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	topic := "fleet/" + fx.dev1 + "/telemetry"
+	for _, v := range []byte{4, 5} {
+		pub := enc(f, v, publishPacket(topic, `{"temp":1}`, 1, 1))
+		sub := enc(f, v, subscribePacket(2, "fleet/"+fx.dev1+"/commands", "fleet/+/commands", "$share/g/x"))
+		f.Add(v, append(pub, sub...), enc(f, v, publishPacket("fleet/"+fx.dev1+"/commands", "{}", 2, 9)))
+		f.Add(v, []byte{0x82, 6, 0, 1, 0, 0, 1, 'a'}, []byte{0x90, 3, 0, 2, 0})
+		f.Add(v, []byte{0x30, 0xFF, 0xFF, 0xFF, 0x7F}, []byte{0x62, 2, 0, 9})
+		f.Add(v, []byte{0x62, 2, 0, 1, 0xC0, 0, 0xE0, 0}, []byte{0x30, 4, 0, 0, 0, 'x'})
+	}
+	f.Fuzz(func(t *testing.T, version byte, data, up []byte) {
+		v := 4 + version%2
+		dev, devSide := net.Pipe()
+		p := g.newProxySession(devSide)
+		p.dial = func(context.Context) (net.Conn, error) {
+			c, brokerSide := net.Pipe()
+			go fakeBroker(brokerSide, v, up)
+			return c, nil
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = p.run()
+		}()
+		go func() { _, _ = io.Copy(io.Discard, dev) }()
+		_ = dev.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		_, _ = dev.Write(connectBytes(v, fx.dev1, fx.key[fx.dev1], nil))
+		_, _ = dev.Write(data)
+		_ = dev.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("proxy session did not end after the device closed")
+		}
+	})
+}
+
+// fakeBroker accepts the proxy's CONNECT, sends up, and reads until
+// closed.
+func fakeBroker(c net.Conn, version byte, up []byte) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := newPacketReader(c, 1<<20)
+	r.version = version
+	if pk, err := r.read(); err != nil || pk.FixedHeader.Type != packets.Connect {
+		return
+	}
+	ack := []byte{0x20, 2, 0, 0}
+	if version == 5 {
+		ack = []byte{0x20, 3, 0, 0, 0}
+	}
+	if _, err := c.Write(append(ack, up...)); err != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, c)
+}
