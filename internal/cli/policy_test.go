@@ -139,7 +139,7 @@ ratelimit: {rate: 1}
 			want: []string{
 				`p.yaml:2:3: unknown field "method" in auth (known: api_key_header, jwt, methods)`,
 				`p.yaml:6:22: unknown field "own" in operations["getVehicle"].bindings[0] (known: equals, in, owned, param)`,
-				`p.yaml:7:1: unknown field "ratelimit" in the document (known: auth, operations, rate_limit, rules, validate_responses)`,
+				`p.yaml:7:1: unknown field "ratelimit" in the document (known: auth, lint_waivers, operations, rate_limit, rules, validate_responses)`,
 			},
 		},
 		{
