@@ -54,6 +54,7 @@ type App struct {
 	dataSrvs  []*http.Server
 	dataLns   []net.Listener
 	dataKinds []int // 0 http, 1 https, per dataLns entry
+	certConns certConns
 	bgCtx     context.Context
 	bgCancel  context.CancelFunc
 	bgDone    chan struct{}
@@ -118,6 +119,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 		if a.mqtt != nil {
 			a.mqtt.Revalidate()
 		}
+		a.certConns.revalidate(a.engine, s)
 	}
 	if _, err := a.builder.Build(ctx); err != nil {
 		cancel()

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"sync"
 	"time"
 
 	mqttgw "github.com/fleetgate/fleetgate/internal/gateway/mqtt"
+	"github.com/fleetgate/fleetgate/internal/policy"
 )
 
 // startDataPlane binds the HTTP and HTTPS data-plane listeners.
@@ -68,6 +71,7 @@ func (a *App) startDataPlane() error {
 		}
 		srv := newSrv()
 		srv.TLSConfig = tc
+		srv.ConnState = a.certConns.track(a)
 		a.dataSrvs, a.dataLns, a.dataKinds = append(a.dataSrvs, srv), append(a.dataLns, ln), append(a.dataKinds, 1)
 		// ServeTLS enables HTTP/2 (ALPN h2) alongside HTTP/1.1.
 		go a.serve(srv, func() error { return srv.ServeTLS(ln, "", "") }, "https")
@@ -152,4 +156,60 @@ func (a *App) MQTTAddrs() map[string]string {
 		return nil
 	}
 	return a.mqtt.Addrs()
+}
+
+// certConns remembers HTTPS connections whose client certificate
+// authenticated someone when the connection started, so that a revocation
+// closes them (keep-alive and HTTP/2 connections would otherwise live on;
+// each request on them would be refused, but the session should end).
+type certConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]*x509.Certificate
+}
+
+func (c *certConns) track(a *App) func(net.Conn, http.ConnState) {
+	return func(conn net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateActive:
+			tc, ok := conn.(*tls.Conn)
+			if !ok {
+				return
+			}
+			certs := tc.ConnectionState().PeerCertificates
+			if len(certs) == 0 {
+				return
+			}
+			if _, status, _ := a.engine.AuthenticateSession(a.engine.Snapshot(), policy.Credentials{PeerCert: certs[0]}, time.Now()); status != policy.Allow {
+				return
+			}
+			c.mu.Lock()
+			if c.conns == nil {
+				c.conns = map[net.Conn]*x509.Certificate{}
+			}
+			c.conns[conn] = certs[0]
+			c.mu.Unlock()
+		case http.StateClosed, http.StateHijacked:
+			c.mu.Lock()
+			delete(c.conns, conn)
+			c.mu.Unlock()
+		}
+	}
+}
+
+// revalidate closes tracked connections whose certificate no longer
+// authenticates anyone in snapshot s. Called after every snapshot swap.
+func (c *certConns) revalidate(e *policy.Engine, s *policy.Snapshot) {
+	now := time.Now()
+	c.mu.Lock()
+	var dead []net.Conn
+	for conn, cert := range c.conns {
+		if _, status, _ := e.AuthenticateSession(s, policy.Credentials{PeerCert: cert}, now); status != policy.Allow {
+			dead = append(dead, conn)
+			delete(c.conns, conn)
+		}
+	}
+	c.mu.Unlock()
+	for _, conn := range dead {
+		_ = conn.Close()
+	}
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -150,7 +151,29 @@ func TestDeviceEnrollAndRevoke(t *testing.T) {
 	if status, _ := push("meter-18"); status != 403 {
 		t.Fatalf("device writing another meter's readings: %d", status)
 	}
+	// A keep-alive connection authenticated by the certificate...
+	hostport := strings.TrimPrefix(https, "https://")
+	live, err := tls.Dial("tcp", strings.Replace(hostport, "localhost", "127.0.0.1", 1),
+		&tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	rd := bufio.NewReader(live)
+	_, _ = io.WriteString(live, "POST /v1/meters/meter-17/readings HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	kres, err := http.ReadResponse(rd, nil)
+	if err != nil || kres.StatusCode != 200 {
+		t.Fatalf("keep-alive request: %v %v", err, kres)
+	}
+	_, _ = io.Copy(io.Discard, kres.Body)
+	kres.Body.Close()
 	adm(root, "POST", "/devices/meter-17/credentials/"+issued.Credential.ID+"/revoke", map[string]any{"reason": "keyCompromise"}, 200)
+	// ...is closed within a second of the revocation.
+	revokedAt := time.Now()
+	_ = live.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := rd.ReadByte(); err == nil || time.Since(revokedAt) >= time.Second {
+		t.Fatalf("keep-alive connection of a revoked certificate still open: %v after %v", err, time.Since(revokedAt))
+	}
 	for i := 0; i < 100; i++ {
 		if status, _ = push("meter-17"); status == 401 {
 			break
