@@ -27,7 +27,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/config"
 )
 
-func selfSigned(t *testing.T, cn string, server bool) (tls.Certificate, []byte, []byte) {
+func selfSigned(t testing.TB, cn string, server bool) (tls.Certificate, []byte, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -156,7 +156,7 @@ func TestHTTPSWithPinnedClientCertificates(t *testing.T) {
 	}
 }
 
-func createToken(t *testing.T, adminURL, root, operator string) string {
+func createToken(t testing.TB, adminURL, root, operator string) string {
 	t.Helper()
 	req, _ := http.NewRequest("POST", adminURL+"/admin/v1/tokens", strings.NewReader(`{"name":"t","operator":"`+operator+`"}`))
 	req.Header.Set("Authorization", "Bearer "+root)
