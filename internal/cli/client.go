@@ -160,9 +160,18 @@ func redactURL(s string) string {
 // URL the operator never configured.
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
+// RawBody is a request body sent as it is, with its own media type, for the
+// endpoints that take a document rather than JSON (device imports as CSV).
+type RawBody struct {
+	ContentType string
+	Body        io.Reader
+	Length      int64 // bytes Body holds; 0: unknown (sent chunked)
+}
+
 // Do sends one request to <Server>/admin/v1<path> (path may carry a query)
-// with body encoded as JSON (nil: no body) and decodes a JSON answer into out
-// (nil: discarded; an empty answer leaves out untouched). Error answers
+// with body encoded as JSON (nil: no body; a *RawBody is sent as it is) and
+// decodes a JSON answer into out (nil: discarded; an empty answer leaves out
+// untouched; a *string or *[]byte receives the body as it is). Error answers
 // become *ProblemError or *StatusError, transport failures *NetworkError.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
 	base, err := parseServer(c.Server)
@@ -170,12 +179,17 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return err
 	}
 	var rdr io.Reader
-	if body != nil {
+	contentType := ""
+	raw, isRaw := body.(*RawBody)
+	switch {
+	case isRaw:
+		rdr, contentType = raw.Body, raw.ContentType
+	case body != nil:
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("encoding request: %w", err)
 		}
-		rdr = bytes.NewReader(b)
+		rdr, contentType = bytes.NewReader(b), "application/json"
 	}
 	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
@@ -184,8 +198,11 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("building request %s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json, application/problem+json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if isRaw && raw.Length > 0 {
+		req.ContentLength = raw.Length
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -222,6 +239,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	case resp.StatusCode >= 300:
 		return fmt.Errorf("server at %s redirected %s %s to %q; set --server to the final URL",
 			base.Redacted(), method, path, redactURL(resp.Header.Get("Location")))
+	}
+	if bin, ok := out.(*[]byte); ok { // a binary answer (CRLs), byte for byte
+		*bin = data
+		return nil
 	}
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil

@@ -247,7 +247,11 @@ func (g Governance) retireWhenUnused(_ store.Tx, r *Request) error {
 			names = append(names, fmt.Sprintf("and %d more", len(callers)-5))
 			break
 		}
-		names = append(names, fmt.Sprintf("%s (%d calls, last %s)", c.Consumer, c.Count, c.LastSeen.Format(time.RFC3339)))
+		who := c.Consumer
+		if c.Model != "" {
+			who += " [" + c.Model + " firmware " + c.Firmware + "]"
+		}
+		names = append(names, fmt.Sprintf("%s (%d calls, last %s)", who, c.Count, c.LastSeen.Format(time.RFC3339)))
 	}
 	return &CheckError{Check: "retire-in-use", Data: callers,
 		Detail: fmt.Sprintf("version %s was called within the last %s by %s; migrate them, or force with a reason",

@@ -60,6 +60,9 @@ func (e *Engine) Decide(ctx context.Context, s *Snapshot, r *Request) Decision {
 	switch rt.State {
 	case model.StateRetired:
 		d.Status, d.Reason, d.Detail = Gone, ReasonRetired, "version "+rt.Version+" of "+rt.API+" is retired"
+		if rt.Successor != "" {
+			d.Detail += "; use its successor " + rt.Successor
+		}
 		return d
 	case model.StateBlocked:
 		d.Status, d.Reason, d.Detail = Blocked, ReasonBlocked, "version "+rt.Version+" of "+rt.API+" is blocked"

@@ -31,17 +31,20 @@ type ShadowEntry struct {
 	LastSeen  time.Time `json:"last_seen"`
 }
 
-// UseEntry is the traffic of one consumer on one version.
+// UseEntry is the traffic of one consumer (and, for devices, one model and
+// firmware) on one version: what retirement decisions need to know.
 type UseEntry struct {
 	Tenant    string    `json:"tenant"`
 	VersionID string    `json:"version_id"`
 	Consumer  string    `json:"consumer"`
+	Model     string    `json:"model,omitempty"`
+	Firmware  string    `json:"firmware,omitempty"`
 	Count     int64     `json:"count"`
 	LastSeen  time.Time `json:"last_seen"`
 }
 
 type shadowKey struct{ proto, action, path, caller string }
-type useKey struct{ tenant, version, consumer string }
+type useKey struct{ tenant, version, consumer, model, firmware string }
 
 type counter struct {
 	count    atomic.Int64
@@ -71,9 +74,10 @@ func (r *Recorder) Shadow(proto, action, path, caller string, now time.Time) {
 	hit(&r.mu, r.shadow, k, shadowKey{proto, "*", "(overflow)", "*"}, maxShadow, now)
 }
 
-// Use records a call by consumer on a version.
-func (r *Recorder) Use(tenant, versionID, consumer string, now time.Time) {
-	hit(&r.mu, r.use, useKey{tenant, versionID, consumer}, useKey{tenant, versionID, "(overflow)"}, maxUse, now)
+// Use records a call by consumer (with its device model and firmware, ""
+// when not a device) on a version.
+func (r *Recorder) Use(tenant, versionID, consumer, model, firmware string, now time.Time) {
+	hit(&r.mu, r.use, useKey{tenant, versionID, consumer, model, firmware}, useKey{tenant, versionID, "(overflow)", "", ""}, maxUse, now)
 }
 
 func hit[K comparable](mu *sync.RWMutex, m map[K]*counter, k, overflow K, max int, now time.Time) {
@@ -115,7 +119,7 @@ func (r *Recorder) UseEntries() []UseEntry {
 	r.mu.RLock()
 	out := make([]UseEntry, 0, len(r.use))
 	for k, c := range r.use {
-		out = append(out, UseEntry{Tenant: k.tenant, VersionID: k.version, Consumer: k.consumer, Count: c.count.Load(),
+		out = append(out, UseEntry{Tenant: k.tenant, VersionID: k.version, Consumer: k.consumer, Model: k.model, Firmware: k.firmware, Count: c.count.Load(),
 			LastSeen: time.Unix(0, c.lastSeen.Load()).UTC()})
 	}
 	r.mu.RUnlock()

@@ -36,7 +36,7 @@ func TestUseConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 1000; i++ {
-				r.Use("acme", "v1", "app:a", time.Now())
+				r.Use("acme", "v1", "app:a", "", "", time.Now())
 			}
 		}()
 	}

@@ -161,7 +161,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g.o.Usage != nil {
-		g.o.Usage.Use(rt.Tenant, rt.VersionID, d.Principal.Subject, start)
+		g.o.Usage.Use(rt.Tenant, rt.VersionID, d.Principal.Subject, d.Principal.Model, d.Principal.Firmware, start)
 	}
 	if rt.DeprecationHeader != "" {
 		h := w.Header()
@@ -240,6 +240,9 @@ func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, reqID string, d *
 	status, typ, title := statusOf(d)
 	if d.WWWAuthenticate != "" && status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", d.WWWAuthenticate)
+	}
+	if d.Status == policy.Gone && d.Route != nil && d.Route.Successor != "" {
+		w.Header().Set("Link", `<`+d.Route.Successor+`>; rel="successor-version"`)
 	}
 	if g.o.Metrics != nil {
 		g.o.Metrics.Denial("http", d.Reason)

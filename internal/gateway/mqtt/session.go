@@ -486,7 +486,7 @@ func (g *Gateway) record(d *policy.Decision, s *session, code byte, start time.T
 	}
 	if d.Allowed() {
 		if g.o.Usage != nil && rt != nil {
-			g.o.Usage.Use(rt.Tenant, rt.VersionID, s.principal.Subject, start)
+			g.o.Usage.Use(rt.Tenant, rt.VersionID, s.principal.Subject, s.principal.Model, s.principal.Firmware, start)
 		}
 		return
 	}
