@@ -112,6 +112,7 @@ func pkiProblem(err error) error {
 }
 
 type enrollResult struct {
+	cert          *x509.Certificate
 	Tenant        string                  `json:"tenant"`
 	Device        string                  `json:"device"`
 	Credential    *model.DeviceCredential `json:"credential"`
@@ -206,7 +207,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, reqID string) er
 		}
 		rec.Action, rec.BeforeDigest, rec.AfterDigest = "device.enroll", before, audit.Digest(d)
 		rec.Detail = jsonDetail(map[string]any{"credential": cred.ID, "fingerprint": cred.Fingerprint, "serial": cred.Serial, "not_after": notAfter, "token": tok.ID})
-		out = &enrollResult{Tenant: tok.TenantID, Device: d.ID, Credential: cred, Certificate: string(certPEM), CACertificate: string(ca.CertPEM)}
+		out = &enrollResult{cert: cert, Tenant: tok.TenantID, Device: d.ID, Credential: cred, Certificate: string(certPEM), CACertificate: string(ca.CertPEM)}
 		return tx.AppendAudit(rec)
 	})
 	if err != nil {
@@ -216,6 +217,9 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, reqID string) er
 		return refusal
 	}
 	s.onChange()
+	if estRequest(r) {
+		return writeESTCert(w, http.StatusOK, out.cert)
+	}
 	if strings.Contains(r.Header.Get("Accept"), "application/x-pem-file") {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.WriteHeader(http.StatusCreated)

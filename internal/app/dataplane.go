@@ -23,6 +23,7 @@ func (a *App) startDataPlane() error {
 	// gateway, not the admin API.
 	dp := http.NewServeMux()
 	dp.Handle("POST /.well-known/fleetgate/enroll", a.admin.EnrollHandler())
+	dp.Handle("/.well-known/est/", a.admin.ESTHandler())
 	dp.Handle("/", a.gateway)
 	newSrv := func() *http.Server {
 		return &http.Server{

@@ -249,3 +249,76 @@ func BenchmarkDeviceHandshake(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
 }
+
+// TestESTEnrollment exercises RFC 7030 over the data plane: cacerts,
+// simpleenroll with the one-time token as the Basic password, and
+// simplereenroll authenticated by the current certificate; the renewed
+// certificate is accepted by the gateway.
+func TestESTEnrollment(t *testing.T) {
+	d := enrolledDevice(t)
+	data := d.app.DataURLs()[0]
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: d.roots, Certificates: []tls.Certificate{d.pair}}}
+	defer tr.CloseIdleConnections()
+	mtls := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+
+	res, err := http.Get(data + "/.well-known/est/default/cacerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/pkcs7-mime") {
+		t.Fatalf("cacerts: %d %s", res.StatusCode, b)
+	}
+	if _, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b))); err != nil {
+		t.Fatalf("cacerts is not base64: %v", err)
+	}
+
+	newCSR := func(cn string) (*ecdsa.PrivateKey, string) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
+		return key, base64.StdEncoding.EncodeToString(der)
+	}
+	// Re-enrollment needs the current certificate.
+	_, body := newCSR("meter-17")
+	if res, err := http.Post(data+"/.well-known/est/simplereenroll", "application/pkcs10", strings.NewReader(body)); err != nil || res.StatusCode != 401 {
+		t.Fatalf("reenroll without a certificate: %v %v", err, res)
+	}
+	_, body = newCSR("meter-17")
+	res, err = mtls.Post(d.https+"/.well-known/est/simplereenroll", "application/pkcs10", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(res.Header.Get("Content-Type"), "smime-type=certs-only") {
+		t.Fatalf("simplereenroll: %d %s", res.StatusCode, b)
+	}
+	p7, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || !bytes.Contains(p7, []byte("urn:fleetgate:default:device:meter-17")) {
+		t.Fatalf("renewed certificate does not carry the device identity: %v", err)
+	}
+
+	// First enrollment of another device through EST with Basic auth.
+	d.adm(d.root, "POST", "/devices", map[string]any{"id": "meter-18", "model": "em-300"}, 201)
+	tok := d.adm(d.root, "POST", "/devices/meter-18/enrollment-tokens", map[string]any{"expires_in": "1h"}, 201)["secret"].(string)
+	_, body = newCSR("meter-18")
+	req, _ := http.NewRequest("POST", data+"/.well-known/est/simpleenroll", strings.NewReader(body))
+	req.SetBasicAuth("meter-18", tok)
+	req.Header.Set("Content-Type", "application/pkcs10")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(res.Header.Get("Content-Type"), "pkcs7-mime") {
+		t.Fatalf("simpleenroll: %d %s", res.StatusCode, b)
+	}
+	// A wrong password is refused with a Basic challenge.
+	req, _ = http.NewRequest("POST", data+"/.well-known/est/simpleenroll", strings.NewReader(body))
+	req.SetBasicAuth("meter-18", "fge_wrong")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 401 || !strings.Contains(res.Header.Get("WWW-Authenticate"), "Basic") {
+		t.Fatalf("bad EST password: %v %v", err, res)
+	}
+}
