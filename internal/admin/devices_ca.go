@@ -140,13 +140,20 @@ func (s *Server) getCA(w http.ResponseWriter, r *http.Request, p *principal) err
 // cRLNumber is the signing time in microseconds: it strictly increases
 // across CRLs as RFC 5280 §5.2.3 requires without a counter to store.
 func (s *Server) getCRL(w http.ResponseWriter, r *http.Request, p *principal) error {
+	return s.writeCRL(w, r, p.tenant)
+}
+
+// writeCRL serves tenant's CRL: every revoked certificate not yet expired.
+// The admin route and the public data-plane route (for relying parties
+// outside Fleetgate) share it.
+func (s *Server) writeCRL(w http.ResponseWriter, r *http.Request, tenant string) error {
 	var der []byte
 	err := s.st.View(r.Context(), func(tx store.Tx) error {
-		ca, err := s.openCA(tx, p.tenant)
+		ca, err := s.openCA(tx, tenant)
 		if err != nil {
 			return err
 		}
-		creds, err := tx.ListDeviceCredentials(p.tenant, "", store.Page{Limit: -1})
+		creds, err := tx.ListDeviceCredentials(tenant, "", store.Page{Limit: -1})
 		if err != nil {
 			return err
 		}

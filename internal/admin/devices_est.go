@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"math/big"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -56,6 +58,65 @@ func (s *Server) ESTHandler() http.Handler {
 	}))
 	mux.HandleFunc("POST /.well-known/est/simplereenroll", s.estWrap(s.estReenroll))
 	return mux
+}
+
+// RevocationHandler serves revocation status to relying parties outside
+// Fleetgate, without credentials (the answers are signed by the tenant CA):
+//
+//	GET  /.well-known/fleetgate/{tenant}/crl    DER CRL (RFC 5280)
+//	POST /.well-known/fleetgate/{tenant}/ocsp   OCSP (RFC 6960), DER request body
+func (s *Server) RevocationHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/fleetgate/{tenant}/crl", s.estWrap(func(w http.ResponseWriter, r *http.Request, _ string) error {
+		return s.writeCRL(w, r, r.PathValue("tenant"))
+	}))
+	mux.HandleFunc("POST /.well-known/fleetgate/{tenant}/ocsp", s.estWrap(s.ocsp))
+	return mux
+}
+
+func (s *Server) ocsp(w http.ResponseWriter, r *http.Request, _ string) error {
+	tenant := r.PathValue("tenant")
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, pki.MaxOCSPRequestSize))
+	if err != nil {
+		return err
+	}
+	var resp []byte
+	err = s.st.View(r.Context(), func(tx store.Tx) error {
+		ca, err := s.openCA(tx, tenant)
+		if err != nil {
+			return err
+		}
+		creds, err := tx.ListDeviceCredentials(tenant, "", store.Page{Limit: -1})
+		if err != nil {
+			return err
+		}
+		// The responder signs an answer even to malformed requests (an
+		// OCSP malformedRequest status), so the error is only for I/O.
+		resp, err = ca.OCSPResponse(body, func(serial *big.Int) (pki.OCSPStatus, time.Time, int) {
+			hexSerial := serial.Text(16)
+			for _, c := range creds {
+				if c.Kind != model.CredCertificate || c.Serial != hexSerial {
+					continue
+				}
+				if c.RevokedAt != nil {
+					return pki.OCSPRevoked, *c.RevokedAt, revokeReasons[c.RevokeReason]
+				}
+				return pki.OCSPGood, time.Time{}, 0
+			}
+			return pki.OCSPUnknown, time.Time{}, 0
+		}, now())
+		if resp != nil {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/ocsp-response")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err = w.Write(resp)
+	return err
 }
 
 func (s *Server) estWrap(h func(w http.ResponseWriter, r *http.Request, reqID string) error) http.HandlerFunc {

@@ -24,6 +24,9 @@ func (a *App) startDataPlane() error {
 	dp := http.NewServeMux()
 	dp.Handle("POST /.well-known/fleetgate/enroll", a.admin.EnrollHandler())
 	dp.Handle("/.well-known/est/", a.admin.ESTHandler())
+	rev := a.admin.RevocationHandler()
+	dp.Handle("GET /.well-known/fleetgate/{tenant}/crl", rev)
+	dp.Handle("POST /.well-known/fleetgate/{tenant}/ocsp", rev)
 	dp.Handle("/", a.gateway)
 	newSrv := func() *http.Server {
 		return &http.Server{

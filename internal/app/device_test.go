@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/fleetgate/fleetgate/internal/config"
 )
 
@@ -204,6 +206,51 @@ func TestDeviceEnrollAndRevoke(t *testing.T) {
 	}
 	if status != 401 {
 		t.Fatalf("revoked certificate still accepted: %d", status)
+	}
+
+	// Relying parties outside Fleetgate see the revocation without
+	// credentials: in the CRL and through OCSP, both signed by the CA.
+	caReq, _ := http.NewRequest("GET", a.AdminURL()+"/admin/v1/ca", nil)
+	caReq.Header.Set("Authorization", "Bearer "+root)
+	caRes, err := http.DefaultClient.Do(caReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caBody, _ := io.ReadAll(caRes.Body)
+	caRes.Body.Close()
+	caPEM, _ := pem.Decode(caBody)
+	if caPEM == nil {
+		t.Fatalf("GET /ca: %d %s", caRes.StatusCode, caBody)
+	}
+	caCert, err := x509.ParseCertificate(caPEM.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(pair.Certificate[0])
+	res, err := http.Get(a.DataURLs()[0] + "/.well-known/fleetgate/default/crl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlDER, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	crl, err := x509.ParseRevocationList(crlDER)
+	if err != nil || crl.CheckSignatureFrom(caCert) != nil || len(crl.RevokedCertificateEntries) != 1 ||
+		crl.RevokedCertificateEntries[0].SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		t.Fatalf("public CRL: %v %+v", err, crl)
+	}
+	ocspReq, err := ocsp.CreateRequest(leaf, caCert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = http.Post(a.DataURLs()[0]+"/.well-known/fleetgate/default/ocsp", "application/ocsp-request", bytes.NewReader(ocspReq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocspDER, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	or, err := ocsp.ParseResponseForCert(ocspDER, leaf, caCert)
+	if err != nil || or.Status != ocsp.Revoked || or.RevocationReason != ocsp.KeyCompromise {
+		t.Fatalf("OCSP: %v %+v", err, or)
 	}
 }
 
