@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -178,5 +179,33 @@ func TestDeviceImport(t *testing.T) {
 	r := e.importCall(tok, "", "text/csv", "id\n\"ok\"\nbad id\n")
 	if !strings.Contains(string(r.body), `"line":3`) {
 		t.Fatalf("csv error without its line: %s", r.body)
+	}
+}
+
+func TestSecurityFindings(t *testing.T) {
+	e := newEnv(t)
+	author := e.tenantWithAdmin("acme", "ann", "author", "operator")
+	reviewer := e.operator("acme", "rita", "reviewer")
+	e.must(201, author, "POST", "/apis", map[string]any{"name": "open", "owner": "o"})
+	// No spec (so no lint), and an object identifier with no binding.
+	e.must(201, author, "POST", "/apis/open/versions", map[string]any{"version": "v1",
+		"bindings": map[string]any{"http": map[string]any{"base_path": "/open", "operations": []any{map[string]any{"method": "GET", "path": "/devices/{deviceId}", "operation_id": "getDevice"}}}},
+		"policy":   map[string]any{"auth": map[string]any{"methods": []string{"api_key"}}}})
+	e.must(200, author, "POST", "/apis/open/versions/v1/transitions", map[string]any{"to": "in_review"})
+	e.must(200, reviewer, "POST", "/apis/open/versions/v1/transitions", map[string]any{"to": "published"})
+	fs := e.must(200, author, "GET", "/security/findings", nil)["findings"].([]any)
+	found := false
+	for _, f := range fs {
+		m := f.(map[string]any)
+		if m["id"] == "over-broad-authorization" && m["severity"] == "high" && strings.Contains(fmt.Sprint(m["objects"]), "open/v1 getDevice") && m["fix"] != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("over-broad authorization not reported: %v", fs)
+	}
+	other := e.tenantWithAdmin("globex", "gus", "admin")
+	if fs := e.must(200, other, "GET", "/security/findings", nil)["findings"].([]any); len(fs) != 0 {
+		t.Fatalf("findings leak across tenants: %v", fs)
 	}
 }

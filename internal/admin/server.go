@@ -159,6 +159,7 @@ func New(o Options) *Server {
 		{"GET", "/audit/verify", s.verifyAudit},
 		{"POST", "/apply", s.apply},
 		{"GET", "/inventory", s.inventory},
+		{"GET", "/security/findings", s.securityFindings},
 	}
 	s.routes = append(s.routes, s.deviceRoutes()...)
 	mux := http.NewServeMux()

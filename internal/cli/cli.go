@@ -47,7 +47,7 @@ type app struct {
 func (a *app) commands() []*cobra.Command {
 	cmds := []*cobra.Command{
 		a.apisCmd(), a.versionsCmd(), a.appsCmd(), a.keysCmd(), a.ownershipsCmd(),
-		a.tenantsCmd(), a.operatorsCmd(), a.tokensCmd(), a.auditCmd(), a.applyCmd(), a.whoamiCmd(), a.inventoryCmd(), a.devicesCmd(), a.caCmd(),
+		a.tenantsCmd(), a.operatorsCmd(), a.tokensCmd(), a.auditCmd(), a.applyCmd(), a.whoamiCmd(), a.inventoryCmd(), a.securityCmd(), a.devicesCmd(), a.caCmd(),
 	}
 	for _, c := range cmds {
 		addGlobalFlags(c, &a.g)

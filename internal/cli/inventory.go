@@ -74,3 +74,40 @@ func (a *app) inventoryCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&markdown, "markdown", false, "print the Markdown report (for reviews and tickets)")
 	return cmd
 }
+
+// securityCmd shows posture findings, most severe first.
+func (a *app) securityCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "security", Short: "Security posture of the tenant"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "findings",
+		Short: "List posture findings (shared or expiring certificates, weak keys, stale devices, over-broad authorization)",
+		Args:  cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, s *session, _ []string) error {
+			var out struct {
+				Findings []struct {
+					ID       string   `json:"id"`
+					Severity string   `json:"severity"`
+					Title    string   `json:"title"`
+					Objects  []string `json:"objects"`
+					Fix      string   `json:"fix"`
+				} `json:"findings"`
+			}
+			raw, err := s.call(ctx, http.MethodGet, "/security/findings", nil, &out)
+			if err != nil {
+				return err
+			}
+			return s.emit(raw, func() error {
+				if len(out.Findings) == 0 {
+					_, err := fmt.Fprintln(s.stdout, "No findings.")
+					return err
+				}
+				for _, f := range out.Findings {
+					fmt.Fprintf(s.stdout, "[%s] %s: %s\n  objects: %s\n  fix: %s\n", strings.ToUpper(f.Severity), f.ID, f.Title,
+						strings.Join(f.Objects, ", "), f.Fix)
+				}
+				return nil
+			})
+		}),
+	})
+	return cmd
+}
