@@ -145,7 +145,7 @@ func (a *App) startMQTT() error {
 	}
 	g, err := mqttgw.New(o)
 	if err != nil {
-		return fmt.Errorf("mqtt: %w", err)
+		return err // mqttgw errors already say "mqtt:"
 	}
 	if err := g.Start(); err != nil {
 		return err

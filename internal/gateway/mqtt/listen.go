@@ -133,7 +133,18 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 	if srv != nil {
 		_ = srv.Close()
 	}
-	closeClients(l.id)
+	// mochi writes each client a DISCONNECT; a client that does not read
+	// would block that write, so after closeGrace the connections are
+	// closed under it, which unblocks it.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		closeClients(l.id)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+	}
 	l.mu.Lock()
 	conns := make([]net.Conn, 0, len(l.conns))
 	for c := range l.conns {
@@ -143,7 +154,11 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 	for _, c := range conns {
 		_ = c.Close()
 	}
+	<-done
 }
+
+// closeGrace bounds the polite part of Close.
+const closeGrace = time.Second
 
 // serveWS serves MQTT over WebSocket (subprotocol "mqtt", binary frames,
 // MQTT 5 §6). Authentication is the MQTT CONNECT's, never a cookie, so any
