@@ -135,7 +135,8 @@ func (a *App) DataURLs() []string {
 func (a *App) startMQTT() error {
 	o := mqttgw.Options{Engine: a.engine, Usage: a.usage, Metrics: a.dp, Logger: a.log,
 		TCPAddr: a.cfg.MQTTAddr, TLSAddr: a.cfg.MQTTSAddr, WSAddr: a.cfg.MQTTWSAddr,
-		Upstream: a.cfg.MQTTUpstream, UpstreamUsername: a.cfg.MQTTUpstreamUser, UpstreamPassword: a.cfg.MQTTUpstreamPassword}
+		Upstream: a.cfg.MQTTUpstream, UpstreamUsername: a.cfg.MQTTUpstreamUser, UpstreamPassword: a.cfg.MQTTUpstreamPassword,
+		MaxPacketSize: a.cfg.MQTTMaxPacketSize, Forbidden311: a.cfg.MQTTForbidden311}
 	if a.cfg.MQTTSAddr != "" {
 		tc, err := a.tlsConfig()
 		if err != nil {

@@ -47,6 +47,11 @@ type Config struct {
 	MQTTUpstream, MQTTUpstreamUser string
 	// MQTTUpstreamPassword: env FLEETGATE_MQTT_UPSTREAM_PASSWORD only.
 	MQTTUpstreamPassword string
+	// MQTTMaxPacketSize bounds MQTT packets (bytes); MQTTForbidden311 is
+	// what a forbidden PUBLISH from an MQTT 3.1.1 client does: disconnect
+	// or drop.
+	MQTTMaxPacketSize int
+	MQTTForbidden311  string
 	// DeviceKEK seals tenant CA private keys (base64 of 32 bytes; env
 	// FLEETGATE_DEVICE_KEK only, like the admin token: never a flag).
 	DeviceKEK string
@@ -59,16 +64,18 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		DataDir:         "./fleetgate-data",
-		AdminAddr:       "127.0.0.1:9400",
-		Store:           "sqlite",
-		LogFormat:       "text",
-		LogLevel:        "info",
-		ShutdownTimeout: 15 * time.Second,
-		HTTPAddr:        "127.0.0.1:8080",
-		ClientAuth:      "request",
-		AccessLog:       true,
-		RateLimitMax:    1_000_000,
+		DataDir:           "./fleetgate-data",
+		AdminAddr:         "127.0.0.1:9400",
+		Store:             "sqlite",
+		LogFormat:         "text",
+		LogLevel:          "info",
+		ShutdownTimeout:   15 * time.Second,
+		HTTPAddr:          "127.0.0.1:8080",
+		ClientAuth:        "request",
+		AccessLog:         true,
+		RateLimitMax:      1_000_000,
+		MQTTMaxPacketSize: 256 << 10,
+		MQTTForbidden311:  "disconnect",
 	}
 }
 
@@ -95,6 +102,8 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("mqtts-addr", d.MQTTSAddr, "listen address of MQTT over TLS (uses --tls-cert/--tls-key and --client-auth)")
 	fs.String("mqtt-ws-addr", d.MQTTWSAddr, "listen address of MQTT over WebSocket")
 	fs.String("mqtt-upstream", d.MQTTUpstream, "tcp://host:port of an external MQTT broker to proxy sessions to (empty: embedded broker)")
+	fs.Int("mqtt-max-packet-size", d.MQTTMaxPacketSize, "largest MQTT packet accepted, in bytes")
+	fs.String("mqtt-forbidden-311", d.MQTTForbidden311, "a forbidden PUBLISH from an MQTT 3.1.1 client: disconnect or drop")
 	fs.String("mqtt-upstream-username", d.MQTTUpstreamUser, "the gateway's user name at the external broker (password: FLEETGATE_MQTT_UPSTREAM_PASSWORD)")
 	fs.String("debug-addr", d.DebugAddr, "listen address of the Go profiler (/debug/pprof); keep it on loopback; empty disables it")
 }
@@ -122,6 +131,8 @@ type fileConfig struct {
 	MQTTWSAddr       *string `yaml:"mqtt_ws_addr"`
 	MQTTUpstream     *string `yaml:"mqtt_upstream"`
 	MQTTUpstreamUser *string `yaml:"mqtt_upstream_username"`
+	MQTTMaxPacket    *string `yaml:"mqtt_max_packet_size"`
+	MQTTForbidden311 *string `yaml:"mqtt_forbidden_311"`
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -140,7 +151,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	}
 	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout",
 		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr", "rate-limit-redis",
-		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username"} {
+		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username", "mqtt-max-packet-size", "mqtt-forbidden-311"} {
 		if v := getenv("FLEETGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
 			set[name] = v
 		}
@@ -198,6 +209,17 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 			c.MQTTUpstream = v
 		case "mqtt-upstream-username":
 			c.MQTTUpstreamUser = v
+		case "mqtt-max-packet-size":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1024 || n > 256<<20 {
+				return c, fmt.Errorf("mqtt-max-packet-size %q: want 1024 to 268435456 bytes", v)
+			}
+			c.MQTTMaxPacketSize = n
+		case "mqtt-forbidden-311":
+			if v != "disconnect" && v != "drop" {
+				return c, fmt.Errorf("mqtt-forbidden-311 %q: want disconnect or drop", v)
+			}
+			c.MQTTForbidden311 = v
 		case "rate-limit-max-buckets":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1000 {
@@ -249,6 +271,8 @@ func loadFile(path string, set map[string]string) error {
 	put("mqtt-ws-addr", fc.MQTTWSAddr)
 	put("mqtt-upstream", fc.MQTTUpstream)
 	put("mqtt-upstream-username", fc.MQTTUpstreamUser)
+	put("mqtt-max-packet-size", fc.MQTTMaxPacket)
+	put("mqtt-forbidden-311", fc.MQTTForbidden311)
 	return nil
 }
 
