@@ -59,7 +59,7 @@ func (s *asyncSide) channel(address string, at loc) *channel {
 // messageKey names a message for matching across versions.
 func messageKey(t *tree, m loc, fallback string) string {
 	for _, f := range [...]string{"messageId", "name"} {
-		if v, ok := str(t.val(m.node, f)); ok && v != "" {
+		if v, ok := str(t.Val(m.Node, f)); ok && v != "" {
 			return v
 		}
 	}
@@ -69,64 +69,64 @@ func messageKey(t *tree, m loc, fallback string) string {
 // collectAsync brings a document's channels to the common shape.
 func (d *differ) collectAsync(t *tree) *asyncSide {
 	s := &asyncSide{chans: map[string]*channel{}}
-	root := loc{node: t.root}
-	names, chans := fields(t.at(root, "channels"))
+	root := loc{Node: t.Root}
+	names, chans := fields(t.At(root, "channels"))
 	if strings.HasPrefix(versionOf(t), "2.") {
 		// An operation shared by many channels (through $refs) is read once.
 		memo := map[*yaml.Node]*asyncOp{}
 		for i, name := range names {
 			c := s.channel(name, chans[i])
 			var chain []*yaml.Node
-			for ch := chans[i]; isMap(ch.node) && !slices.Contains(chain, ch.node) && len(chain) <= maxRefHops && d.step(); {
-				chain = append(chain, ch.node)
+			for ch := chans[i]; isMap(ch.Node) && !slices.Contains(chain, ch.Node) && len(chain) <= maxRefHops && d.step(); {
+				chain = append(chain, ch.Node)
 				for _, a := range [...]string{"publish", "subscribe"} {
-					op := t.at(ch, a)
-					if _, done := c.actions[a]; done || !isMap(op.node) {
+					op := t.At(ch, a)
+					if _, done := c.actions[a]; done || !isMap(op.Node) {
 						continue
 					}
-					ao := memo[deref(op.node)]
+					ao := memo[deref(op.Node)]
 					if ao == nil {
 						ao = newAsyncOp(op)
-						msg := t.follow(t.at(op, "message"))
-						if alts := t.at(msg, "oneOf"); isSeq(alts.node) {
+						msg := t.Follow(t.At(op, "message"))
+						if alts := t.At(msg, "oneOf"); isSeq(alts.Node) {
 							for j, m := range elems(alts) {
-								m = t.follow(m)
+								m = t.Follow(m)
 								ao.add(message{key: messageKey(t, m, "#"+strconv.Itoa(j)), loc: m})
 							}
-						} else if msg.valid() {
+						} else if msg.Valid() {
 							ao.add(message{key: messageKey(t, msg, "#0"), loc: msg})
 						}
-						memo[deref(op.node)] = ao
+						memo[deref(op.Node)] = ao
 					}
 					c.actions[a] = ao
 				}
-				ref, ok := str(t.val(ch.node, "$ref"))
+				ref, ok := str(t.Val(ch.Node, "$ref"))
 				if !ok {
 					break
 				}
-				ch = t.resolve(ref)
+				ch = t.Resolve(ref)
 			}
 		}
 		return s
 	}
 	byKey := map[string]*channel{}
 	for i, name := range names {
-		ch := t.follow(chans[i])
-		addr, ok := str(t.val(ch.node, "address"))
+		ch := t.Follow(chans[i])
+		addr, ok := str(t.Val(ch.Node, "address"))
 		if !ok || addr == "" {
 			addr = name // null address: the key stands in, as in spec.Bindings
 		}
 		byKey[name] = s.channel(addr, chans[i])
 	}
-	opNames, ops := fields(t.at(root, "operations"))
+	opNames, ops := fields(t.At(root, "operations"))
 	for i := range opNames {
 		if !d.step() {
 			break
 		}
-		op := t.follow(ops[i])
-		action, _ := str(t.val(op.node, "action"))
+		op := t.Follow(ops[i])
+		action, _ := str(t.Val(op.Node, "action"))
 		a := map[string]string{"send": "publish", "receive": "subscribe"}[action]
-		ref, _ := str(t.val(t.val(op.node, "channel"), "$ref"))
+		ref, _ := str(t.Val(t.Val(op.Node, "channel"), "$ref"))
 		c := byKey[channelName(ref)]
 		if a == "" || c == nil {
 			continue
@@ -136,24 +136,24 @@ func (d *differ) collectAsync(t *tree) *asyncSide {
 			ao = newAsyncOp(op)
 			c.actions[a] = ao
 		}
-		if ms := t.at(op, "messages"); isSeq(ms.node) {
-			if !ao.merge(ms.node) {
+		if ms := t.At(op, "messages"); isSeq(ms.Node) {
+			if !ao.merge(ms.Node) {
 				continue
 			}
 			for _, m := range elems(ms) {
-				r, _ := str(t.val(m.node, "$ref"))
-				m = t.follow(m)
+				r, _ := str(t.Val(m.Node, "$ref"))
+				m = t.Follow(m)
 				ao.add(message{key: messageKey(t, m, lastToken(r)), loc: m})
 			}
 			continue
 		}
-		cms := t.at(t.follow(t.resolve(ref)), "messages")
-		if !ao.merge(cms.node) {
+		cms := t.At(t.Follow(t.Resolve(ref)), "messages")
+		if !ao.merge(cms.Node) {
 			continue
 		}
 		keys, ms := fields(cms)
 		for j, m := range ms {
-			m = t.follow(m)
+			m = t.Follow(m)
 			ao.add(message{key: messageKey(t, m, keys[j]), loc: m})
 		}
 	}
@@ -182,7 +182,7 @@ func (a *asyncOp) merge(src *yaml.Node) bool {
 
 // versionOf returns the asyncapi field of a document.
 func versionOf(t *tree) string {
-	v, _ := str(t.val(t.root, "asyncapi"))
+	v, _ := str(t.Val(t.Root, "asyncapi"))
 	return v
 }
 
@@ -212,14 +212,14 @@ func (d *differ) asyncapi() {
 	for _, k := range o.order {
 		if _, ok := n.chans[k]; !ok {
 			c := o.chans[k]
-			d.add("channel-removed", true, c.loc.ptr, "channel %s was removed; devices still use it", clip(c.label))
+			d.add("channel-removed", true, c.loc.Ptr, "channel %s was removed; devices still use it", clip(c.label))
 		}
 	}
 	for _, k := range n.order {
 		nc := n.chans[k]
 		oc, ok := o.chans[k]
 		if !ok {
-			d.add("channel-added", false, nc.loc.ptr, "channel %s was added", clip(nc.label))
+			d.add("channel-added", false, nc.loc.Ptr, "channel %s was added", clip(nc.label))
 			continue
 		}
 		for _, a := range [...]string{"publish", "subscribe"} {
@@ -228,9 +228,9 @@ func (d *differ) asyncapi() {
 			switch {
 			case oa == nil && na == nil:
 			case na == nil:
-				d.add("operation-removed", true, oa.loc.ptr, "%s was removed; devices that %s there are refused", label, a)
+				d.add("operation-removed", true, oa.loc.Ptr, "%s was removed; devices that %s there are refused", label, a)
 			case oa == nil:
-				d.add("operation-added", false, na.loc.ptr, "%s was added", label)
+				d.add("operation-added", false, na.loc.Ptr, "%s was added", label)
 			default:
 				d.messages(oa, na, a, label)
 			}
@@ -246,7 +246,7 @@ func (d *differ) messages(o, n *asyncOp, action, label string) {
 	if action == "subscribe" {
 		dir = response
 	}
-	if !d.once(o.loc.node, n.loc.node, dir) { // operations shared by channels
+	if !d.once(o.loc.Node, n.loc.Node, dir) { // operations shared by channels
 		return
 	}
 	if len(o.msgs) == 1 && len(n.msgs) == 1 {
@@ -260,14 +260,14 @@ func (d *differ) messages(o, n *asyncOp, action, label string) {
 	for _, om := range o.msgs {
 		nm, ok := byKey[om.key]
 		if !ok {
-			d.add("message-removed", dir == request, om.loc.ptr, "%s: message %s was removed", label, clip(om.key))
+			d.add("message-removed", dir == request, om.loc.Ptr, "%s: message %s was removed", label, clip(om.key))
 			continue
 		}
 		d.message(om, nm, dir, label)
 	}
 	for _, nm := range n.msgs {
 		if !o.keys[nm.key] {
-			d.add("message-added", dir == response, nm.loc.ptr, "%s: message %s was added", label, clip(nm.key))
+			d.add("message-added", dir == response, nm.loc.Ptr, "%s: message %s was added", label, clip(nm.key))
 		}
 	}
 }
@@ -275,16 +275,16 @@ func (d *differ) messages(o, n *asyncOp, action, label string) {
 // message compares the payload and headers of two versions of a message.
 func (d *differ) message(o, n message, dir direction, label string) {
 	for _, f := range [...]string{"payload", "headers"} {
-		d.schema(unwrap(d.old, d.old.at(o.loc, f)), unwrap(d.new, d.new.at(n.loc, f)), dir, label+" "+f, 0)
+		d.schema(unwrap(d.old, d.old.At(o.loc, f)), unwrap(d.new, d.new.At(n.loc, f)), dir, label+" "+f, 0)
 	}
 }
 
 // unwrap returns the schema of an AsyncAPI 3 Multi Format Schema Object
 // ({schemaFormat, schema}); other schemas as they are.
 func unwrap(t *tree, s loc) loc {
-	f := t.follow(s)
-	if k, _ := t.get(f.node, "schemaFormat"); k != nil {
-		return t.at(f, "schema")
+	f := t.Follow(s)
+	if k, _ := t.Get(f.Node, "schemaFormat"); k != nil {
+		return t.At(f, "schema")
 	}
 	return s
 }

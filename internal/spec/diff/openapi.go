@@ -64,18 +64,18 @@ func routeKey(method, p string) string {
 // route the same (/a/{x} and /a/{y}) are one operation; the first wins.
 func (d *differ) collect(t *tree) *openapiSide {
 	s := &openapiSide{t: t, ops: map[string]*httpOp{}, memo: map[[2]*yaml.Node][]param{}}
-	keys, items := fields(t.at(loc{node: t.root}, "paths"))
+	keys, items := fields(t.At(loc{Node: t.Root}, "paths"))
 	for i, p := range keys {
 		if !strings.HasPrefix(p, "/") {
 			continue
 		}
 		var done uint8
 		var chain []*yaml.Node
-		for item := items[i]; item.valid() && isMap(item.node) && !slices.Contains(chain, item.node) && len(chain) <= maxRefHops; {
-			chain = append(chain, item.node)
+		for item := items[i]; item.Valid() && isMap(item.Node) && !slices.Contains(chain, item.Node) && len(chain) <= maxRefHops; {
+			chain = append(chain, item.Node)
 			for mi, m := range httpMethods {
-				op := t.at(item, m)
-				if done&(1<<mi) != 0 || !isMap(op.node) {
+				op := t.At(item, m)
+				if done&(1<<mi) != 0 || !isMap(op.Node) {
 					continue
 				}
 				done |= 1 << mi
@@ -87,11 +87,11 @@ func (d *differ) collect(t *tree) *openapiSide {
 				s.ops[key] = &httpOp{key: key, label: method + " " + p, path: p, loc: op, item: item, params: s.params(d, p, item, op)}
 				s.order = append(s.order, key)
 			}
-			ref, ok := str(t.val(item.node, "$ref"))
+			ref, ok := str(t.Val(item.Node, "$ref"))
 			if !ok {
 				break
 			}
-			item = t.resolve(ref)
+			item = t.Resolve(ref)
 		}
 	}
 	return s
@@ -100,22 +100,22 @@ func (d *differ) collect(t *tree) *openapiSide {
 // params merges the path item's parameters with the operation's (which
 // override same name and location), memoized per (item, operation).
 func (s *openapiSide) params(d *differ, p string, item, op loc) []param {
-	mk := [2]*yaml.Node{item.node, op.node}
+	mk := [2]*yaml.Node{item.Node, op.Node}
 	if ps, ok := s.memo[mk]; ok {
 		return ps
 	}
 	names := templateNames(p)
 	var out []param
 	have := map[string]bool{}
-	for _, list := range [...]loc{s.t.at(op, "parameters"), s.t.at(item, "parameters")} {
+	for _, list := range [...]loc{s.t.At(op, "parameters"), s.t.At(item, "parameters")} {
 		for _, e := range elems(list) {
 			if !d.step() {
 				break
 			}
 			site := e
-			e = s.t.follow(e)
-			in, _ := str(s.t.val(e.node, "in"))
-			name, _ := str(s.t.val(e.node, "name"))
+			e = s.t.Follow(e)
+			in, _ := str(s.t.Val(e.Node, "in"))
+			name, _ := str(s.t.Val(e.Node, "name"))
 			key := in + ":" + name
 			switch in {
 			case "header":
@@ -143,14 +143,14 @@ func (d *differ) openapi() {
 	for _, k := range o.order {
 		if _, ok := n.ops[k]; !ok {
 			op := o.ops[k]
-			d.add("operation-removed", true, op.loc.ptr, "%s was removed", clip(op.label))
+			d.add("operation-removed", true, op.loc.Ptr, "%s was removed", clip(op.label))
 		}
 	}
 	for _, k := range n.order {
 		nop := n.ops[k]
 		oop, ok := o.ops[k]
 		if !ok {
-			d.add("operation-added", false, nop.loc.ptr, "%s was added", clip(nop.label))
+			d.add("operation-added", false, nop.loc.Ptr, "%s was added", clip(nop.label))
 			continue
 		}
 		d.operation(oop, nop)
@@ -163,24 +163,24 @@ func (d *differ) basePath() {
 	ob, _ := serverBase(d.old)
 	nb, at := serverBase(d.new)
 	if ob != nb {
-		if at.ptr == "" {
-			at.ptr = "/servers"
+		if at.Ptr == "" {
+			at.Ptr = "/servers"
 		}
-		d.add("base-path-changed", true, at.ptr, "the base path changed from %s to %s; every request URL changes", clip(ob), clip(nb))
+		d.add("base-path-changed", true, at.Ptr, "the base path changed from %s to %s; every request URL changes", clip(ob), clip(nb))
 	}
 }
 
 // serverBase returns the base path of the first server ("/" without one).
 func serverBase(t *tree) (string, loc) {
-	ss := elems(t.at(loc{node: t.root}, "servers"))
+	ss := elems(t.At(loc{Node: t.Root}, "servers"))
 	if len(ss) == 0 {
 		return "/", loc{}
 	}
-	u := t.at(ss[0], "url")
-	s, _ := str(u.node)
+	u := t.At(ss[0], "url")
+	s, _ := str(u.Node)
 	vals := map[string]string{}
-	for _, e := range entries(t.val(ss[0].node, "variables")) {
-		vals[e.key], _ = str(t.val(e.v, "default"))
+	for _, e := range entries(t.Val(ss[0].Node, "variables")) {
+		vals[e.Key], _ = str(t.Val(e.V, "default"))
 	}
 	pu, err := url.Parse(expandTemplate(s, vals))
 	if err != nil {
@@ -201,10 +201,10 @@ func (d *differ) operation(o, n *httpOp) {
 // required reads a parameter's or body's `required`; path parameters are
 // always required.
 func required(t *tree, n *yaml.Node) bool {
-	if in, _ := str(t.val(n, "in")); in == "path" {
+	if in, _ := str(t.Val(n, "in")); in == "path" {
 		return true
 	}
-	return isTrue(t.val(n, "required"))
+	return isTrue(t.Val(n, "required"))
 }
 
 func (d *differ) parameters(o, n *httpOp, label string) {
@@ -218,44 +218,44 @@ func (d *differ) parameters(o, n *httpOp, label string) {
 	oldByKey, newByKey := index(o.params), index(n.params)
 	for _, op := range o.params {
 		if _, ok := newByKey[op.key]; !ok {
-			d.add("parameter-removed", true, op.site.ptr, "%s: parameter %q was removed; clients still send it", label, clip(op.name))
+			d.add("parameter-removed", true, op.site.Ptr, "%s: parameter %q was removed; clients still send it", label, clip(op.name))
 		}
 	}
 	for _, np := range n.params {
-		req := required(d.new, np.loc.node)
+		req := required(d.new, np.loc.Node)
 		op, ok := oldByKey[np.key]
 		switch {
 		case !ok && req:
-			d.add("parameter-required-added", true, np.site.ptr, "%s: new required parameter %q; existing clients do not send it", label, clip(np.name))
+			d.add("parameter-required-added", true, np.site.Ptr, "%s: new required parameter %q; existing clients do not send it", label, clip(np.name))
 		case !ok:
-			d.add("parameter-optional-added", false, np.site.ptr, "%s: new optional parameter %q", label, clip(np.name))
+			d.add("parameter-optional-added", false, np.site.Ptr, "%s: new optional parameter %q", label, clip(np.name))
 		default:
-			if req && !required(d.old, op.loc.node) {
-				d.add("parameter-became-required", true, np.site.ptr, "%s: parameter %q is now required", label, clip(np.name))
+			if req && !required(d.old, op.loc.Node) {
+				d.add("parameter-became-required", true, np.site.Ptr, "%s: parameter %q is now required", label, clip(np.name))
 			}
-			d.schema(d.old.at(op.loc, "schema"), d.new.at(np.loc, "schema"), request, label+" parameter "+strconv.Quote(clip(np.name)), 0)
+			d.schema(d.old.At(op.loc, "schema"), d.new.At(np.loc, "schema"), request, label+" parameter "+strconv.Quote(clip(np.name)), 0)
 		}
 	}
 }
 
 func (d *differ) requestBody(o, n *httpOp, label string) {
-	ob, nb := d.old.follow(d.old.at(o.loc, "requestBody")), d.new.follow(d.new.at(n.loc, "requestBody"))
+	ob, nb := d.old.Follow(d.old.At(o.loc, "requestBody")), d.new.Follow(d.new.At(n.loc, "requestBody"))
 	switch {
-	case !ob.valid() && !nb.valid():
+	case !ob.Valid() && !nb.Valid():
 		return
-	case !ob.valid():
-		if required(d.new, nb.node) {
-			d.add("request-body-required-added", true, nb.ptr, "%s: a request body is now required", label)
+	case !ob.Valid():
+		if required(d.new, nb.Node) {
+			d.add("request-body-required-added", true, nb.Ptr, "%s: a request body is now required", label)
 		} else {
-			d.add("request-body-added", false, nb.ptr, "%s: an optional request body was added", label)
+			d.add("request-body-added", false, nb.Ptr, "%s: an optional request body was added", label)
 		}
 		return
-	case !nb.valid():
-		d.add("request-body-removed", true, ob.ptr, "%s: the request body was removed; clients still send one", label)
+	case !nb.Valid():
+		d.add("request-body-removed", true, ob.Ptr, "%s: the request body was removed; clients still send one", label)
 		return
 	}
-	if required(d.new, nb.node) && !required(d.old, ob.node) {
-		d.add("request-body-became-required", true, nb.ptr, "%s: the request body is now required", label)
+	if required(d.new, nb.Node) && !required(d.old, ob.Node) {
+		d.add("request-body-became-required", true, nb.Ptr, "%s: the request body is now required", label)
 	}
 	d.content(ob, nb, request, true, label+" request body")
 }
@@ -264,29 +264,29 @@ func (d *differ) requestBody(o, n *httpOp, label string) {
 // Removing a media type a client sends (request) or expects (a success
 // response) breaks it.
 func (d *differ) content(o, n loc, dir direction, removalBreaks bool, label string) {
-	oc, nc := d.old.at(o, "content"), d.new.at(n, "content")
+	oc, nc := d.old.At(o, "content"), d.new.At(n, "content")
 	// The memo key folds in removalBreaks: one content object can serve a
 	// success and an error response, which judge removals differently.
 	key := dir
 	if removalBreaks {
 		key += 2
 	}
-	if oc.valid() && nc.valid() && !d.once(oc.node, nc.node, key) {
+	if oc.Valid() && nc.Valid() && !d.once(oc.Node, nc.Node, key) {
 		return
 	}
 	okeys, olocs := fields(oc)
 	for i, mt := range okeys {
-		nm := d.new.at(nc, mt)
-		if !nm.valid() {
-			d.add("media-type-removed", removalBreaks, olocs[i].ptr, "%s: media type %s was removed", label, clip(mt))
+		nm := d.new.At(nc, mt)
+		if !nm.Valid() {
+			d.add("media-type-removed", removalBreaks, olocs[i].Ptr, "%s: media type %s was removed", label, clip(mt))
 			continue
 		}
-		d.schema(d.old.at(olocs[i], "schema"), d.new.at(nm, "schema"), dir, label, 0)
+		d.schema(d.old.At(olocs[i], "schema"), d.new.At(nm, "schema"), dir, label, 0)
 	}
 	nkeys, nlocs := fields(nc)
 	for i, mt := range nkeys {
-		if k, _ := d.old.get(oc.node, mt); k == nil {
-			d.add("media-type-added", false, nlocs[i].ptr, "%s: media type %s was added", label, clip(mt))
+		if k, _ := d.old.Get(oc.Node, mt); k == nil {
+			d.add("media-type-added", false, nlocs[i].Ptr, "%s: media type %s was added", label, clip(mt))
 		}
 	}
 }
@@ -298,20 +298,20 @@ func successCode(code string) bool {
 }
 
 func (d *differ) responses(o, n *httpOp, label string) {
-	or, nr := d.old.at(o.loc, "responses"), d.new.at(n.loc, "responses")
+	or, nr := d.old.At(o.loc, "responses"), d.new.At(n.loc, "responses")
 	okeys, olocs := fields(or)
 	for i, code := range okeys {
-		nl := d.new.at(nr, code)
-		if !nl.valid() {
-			d.add("response-code-removed", successCode(code), olocs[i].ptr, "%s: response %s was removed", label, clip(code))
+		nl := d.new.At(nr, code)
+		if !nl.Valid() {
+			d.add("response-code-removed", successCode(code), olocs[i].Ptr, "%s: response %s was removed", label, clip(code))
 			continue
 		}
-		d.content(d.old.follow(olocs[i]), d.new.follow(nl), response, successCode(code), label+" response "+clip(code))
+		d.content(d.old.Follow(olocs[i]), d.new.Follow(nl), response, successCode(code), label+" response "+clip(code))
 	}
 	nkeys, nlocs := fields(nr)
 	for i, code := range nkeys {
-		if k, _ := d.old.get(or.node, code); k == nil {
-			d.add("response-code-added", false, nlocs[i].ptr, "%s: response %s was added", label, clip(code))
+		if k, _ := d.old.Get(or.Node, code); k == nil {
+			d.add("response-code-added", false, nlocs[i].Ptr, "%s: response %s was added", label, clip(code))
 		}
 	}
 }

@@ -49,51 +49,51 @@ type view struct {
 // Views are memoized per schema node: a schema shared through $refs is
 // compared against many others, but read once.
 func (d *differ) view(t *tree, s loc) *view {
-	s = t.follow(s)
-	if v, ok := d.views[deref(s.node)]; ok {
+	s = t.Follow(s)
+	if v, ok := d.views[deref(s.Node)]; ok {
 		return v
 	}
 	v := &view{at: s, types: map[string]bool{}, propAt: map[string]loc{}, isRequired: map[string]bool{}}
-	d.views[deref(s.node)] = v
+	d.views[deref(s.Node)] = v
 	seen := map[*yaml.Node]bool{}
 	var merge func(s loc, depth int)
 	merge = func(s loc, depth int) {
-		s = t.follow(s)
-		if !isMap(s.node) || depth > maxAllOf || seen[deref(s.node)] || !d.spend(1+len(deref(s.node).Content)) {
+		s = t.Follow(s)
+		if !isMap(s.Node) || depth > maxAllOf || seen[deref(s.Node)] || !d.spend(1+len(deref(s.Node).Content)) {
 			return
 		}
-		seen[deref(s.node)] = true
-		if tv := t.at(s, "type"); tv.valid() && !v.typeAt.valid() {
+		seen[deref(s.Node)] = true
+		if tv := t.At(s, "type"); tv.Valid() && !v.typeAt.Valid() {
 			v.typeAt = tv
-			if name, ok := str(tv.node); ok {
+			if name, ok := str(tv.Node); ok {
 				v.types[name] = true
 			}
-			for _, e := range items(tv.node) {
+			for _, e := range items(tv.Node) {
 				if name, ok := str(e); ok {
 					v.types[name] = true
 				}
 			}
 		}
-		if ev := t.at(s, "enum"); isSeq(ev.node) && !v.hasEnum && d.spend(len(items(ev.node))) {
+		if ev := t.At(s, "enum"); isSeq(ev.Node) && !v.hasEnum && d.spend(len(items(ev.Node))) {
 			v.hasEnum, v.enumAt = true, ev
-			for _, e := range items(ev.node) {
+			for _, e := range items(ev.Node) {
 				if r, ok := scalar(e); ok {
 					v.enum = append(v.enum, r)
 				}
 			}
 		}
-		if rv := t.at(s, "required"); isSeq(rv.node) && d.spend(len(items(rv.node))) {
-			if !v.requiredAt.valid() {
+		if rv := t.At(s, "required"); isSeq(rv.Node) && d.spend(len(items(rv.Node))) {
+			if !v.requiredAt.Valid() {
 				v.requiredAt = rv
 			}
-			for _, e := range items(rv.node) {
+			for _, e := range items(rv.Node) {
 				if name, ok := str(e); ok && !v.isRequired[name] {
 					v.isRequired[name] = true
 					v.required = append(v.required, name)
 				}
 			}
 		}
-		names, locs := fields(t.at(s, "properties"))
+		names, locs := fields(t.At(s, "properties"))
 		if !d.spend(len(names)) {
 			return
 		}
@@ -103,13 +103,13 @@ func (d *differ) view(t *tree, s loc) *view {
 				v.propAt[name] = locs[i]
 			}
 		}
-		if it := t.at(s, "items"); isMap(it.node) && !v.items.valid() {
+		if it := t.At(s, "items"); isMap(it.Node) && !v.items.Valid() {
 			v.items = it
 		}
-		if ap := t.at(s, "additionalProperties"); ap.valid() && isFalse(ap.node) {
+		if ap := t.At(s, "additionalProperties"); ap.Valid() && isFalse(ap.Node) {
 			v.closed = true
 		}
-		for _, m := range elems(t.at(s, "allOf")) {
+		for _, m := range elems(t.At(s, "allOf")) {
 			merge(m, depth+1)
 		}
 	}
@@ -185,11 +185,11 @@ func (d *differ) schema(o, n loc, dir direction, ctx string, depth int) {
 }
 
 func (d *differ) schemaAt(o, n loc, dir direction, at site, depth int) {
-	if !o.valid() || !n.valid() || depth > maxSchemaDepth {
+	if !o.Valid() || !n.Valid() || depth > maxSchemaDepth {
 		return
 	}
-	o, n = d.old.follow(o), d.new.follow(n)
-	if !isMap(o.node) || !isMap(n.node) || !d.once(o.node, n.node, dir) {
+	o, n = d.old.Follow(o), d.new.Follow(n)
+	if !isMap(o.Node) || !isMap(n.Node) || !d.once(o.Node, n.Node, dir) {
 		return
 	}
 	ov, nv := d.view(d.old, o), d.view(d.new, n)
@@ -199,7 +199,7 @@ func (d *differ) schemaAt(o, n loc, dir direction, at site, depth int) {
 	d.types(ov, nv, dir, at)
 	d.enums(ov, nv, dir, at)
 	d.fields(ov, nv, dir, at, depth)
-	if ov.items.valid() && nv.items.valid() {
+	if ov.items.Valid() && nv.items.Valid() {
 		d.schemaAt(ov.items, nv.items, dir, at.child("[]"), depth+1)
 	}
 }
@@ -239,21 +239,21 @@ func (d *differ) types(ov, nv *view, dir direction, w site) {
 	}
 	before, after := typeNames(ov.types), typeNames(nv.types)
 	at := nv.typeAt
-	if !at.valid() {
+	if !at.Valid() {
 		at = nv.at
 	}
 	if dir == request {
 		if covers(nv.types, ov.types) {
-			d.add("type-widened", false, at.ptr, "%s: type widened from %s to %s", w, before, after)
+			d.add("type-widened", false, at.Ptr, "%s: type widened from %s to %s", w, before, after)
 		} else {
-			d.add("type-narrowed", true, at.ptr, "%s: type changed from %s to %s; values clients send today are refused", w, before, after)
+			d.add("type-narrowed", true, at.Ptr, "%s: type changed from %s to %s; values clients send today are refused", w, before, after)
 		}
 		return
 	}
 	if covers(ov.types, nv.types) {
-		d.add("response-type-narrowed", false, at.ptr, "%s: type narrowed from %s to %s", w, before, after)
+		d.add("response-type-narrowed", false, at.Ptr, "%s: type narrowed from %s to %s", w, before, after)
 	} else {
-		d.add("response-type-changed", true, at.ptr, "%s: type changed from %s to %s; clients parse the old type", w, before, after)
+		d.add("response-type-changed", true, at.Ptr, "%s: type changed from %s to %s; clients parse the old type", w, before, after)
 	}
 }
 
@@ -284,32 +284,32 @@ func (d *differ) enums(ov, nv *view, dir direction, w site) {
 		return
 	}
 	at := nv.enumAt
-	if !at.valid() {
+	if !at.Valid() {
 		at = nv.at
 	}
 	removed, added := minus(ov.enum, nv.enum), minus(nv.enum, ov.enum)
 	switch {
 	case dir == request && !ov.hasEnum:
-		d.add("enum-narrowed", true, at.ptr, "%s: now limited to %s; other values clients send today are refused", w, list(nv.enum))
+		d.add("enum-narrowed", true, at.Ptr, "%s: now limited to %s; other values clients send today are refused", w, list(nv.enum))
 	case dir == request && !nv.hasEnum:
-		d.add("enum-widened", false, at.ptr, "%s: no longer limited to an enum", w)
+		d.add("enum-widened", false, at.Ptr, "%s: no longer limited to an enum", w)
 	case dir == request:
 		if len(removed) > 0 {
-			d.add("enum-narrowed", true, at.ptr, "%s: values %s are no longer accepted", w, list(removed))
+			d.add("enum-narrowed", true, at.Ptr, "%s: values %s are no longer accepted", w, list(removed))
 		}
 		if len(added) > 0 {
-			d.add("enum-widened", false, at.ptr, "%s: values %s were added", w, list(added))
+			d.add("enum-widened", false, at.Ptr, "%s: values %s were added", w, list(added))
 		}
 	case !ov.hasEnum:
-		d.add("response-enum-narrowed", false, at.ptr, "%s: now limited to %s", w, list(nv.enum))
+		d.add("response-enum-narrowed", false, at.Ptr, "%s: now limited to %s", w, list(nv.enum))
 	case !nv.hasEnum:
-		d.add("response-enum-widened", true, at.ptr, "%s: no longer limited to %s; clients that switch on the value meet unknown ones", w, list(ov.enum))
+		d.add("response-enum-widened", true, at.Ptr, "%s: no longer limited to %s; clients that switch on the value meet unknown ones", w, list(ov.enum))
 	default:
 		if len(added) > 0 {
-			d.add("response-enum-widened", true, at.ptr, "%s: may now be %s; clients that switch on the value meet unknown ones", w, list(added))
+			d.add("response-enum-widened", true, at.Ptr, "%s: may now be %s; clients that switch on the value meet unknown ones", w, list(added))
 		}
 		if len(removed) > 0 {
-			d.add("response-enum-narrowed", false, at.ptr, "%s: values %s are no longer produced", w, list(removed))
+			d.add("response-enum-narrowed", false, at.Ptr, "%s: values %s are no longer produced", w, list(removed))
 		}
 	}
 }
@@ -323,11 +323,11 @@ func (d *differ) fields(ov, nv *view, dir direction, at site, depth int) {
 		}
 		w := at.child(name)
 		if dir == response {
-			d.add("response-field-removed", true, ov.propAt[name].ptr, "%s was removed; clients read it", w)
+			d.add("response-field-removed", true, ov.propAt[name].Ptr, "%s was removed; clients read it", w)
 		} else if nv.closed {
-			d.add("request-field-removed", true, ov.propAt[name].ptr, "%s was removed and additional properties are refused; clients still send it", w)
+			d.add("request-field-removed", true, ov.propAt[name].Ptr, "%s was removed and additional properties are refused; clients still send it", w)
 		} else {
-			d.add("request-field-removed", false, ov.propAt[name].ptr, "%s was removed; it is now an ignored additional property", w)
+			d.add("request-field-removed", false, ov.propAt[name].Ptr, "%s was removed; it is now an ignored additional property", w)
 		}
 	}
 	for _, name := range nv.required {
@@ -339,9 +339,9 @@ func (d *differ) fields(ov, nv *view, dir direction, at site, depth int) {
 			ptr = nv.requiredAt
 		}
 		if _, existed := ov.propAt[name]; existed || !ok {
-			d.add("request-field-required-added", true, ptr.ptr, "%s is now required; clients that omit it are refused", at.child(name))
+			d.add("request-field-required-added", true, ptr.Ptr, "%s is now required; clients that omit it are refused", at.child(name))
 		} else {
-			d.add("request-field-required-added", true, ptr.ptr, "%s is new and required; existing clients do not send it", at.child(name))
+			d.add("request-field-required-added", true, ptr.Ptr, "%s is new and required; existing clients do not send it", at.child(name))
 		}
 	}
 	for _, name := range ov.required {
@@ -353,9 +353,9 @@ func (d *differ) fields(ov, nv *view, dir direction, at site, depth int) {
 			continue // removed: reported above
 		}
 		if dir == response {
-			d.add("response-field-became-optional", true, ptr.ptr, "%s is no longer always present; clients rely on it", at.child(name))
+			d.add("response-field-became-optional", true, ptr.Ptr, "%s is no longer always present; clients rely on it", at.child(name))
 		} else {
-			d.add("request-field-became-optional", false, ptr.ptr, "%s is no longer required", at.child(name))
+			d.add("request-field-became-optional", false, ptr.Ptr, "%s is no longer required", at.child(name))
 		}
 	}
 	for _, name := range nv.props {
@@ -366,9 +366,9 @@ func (d *differ) fields(ov, nv *view, dir direction, at site, depth int) {
 			continue
 		}
 		if dir == response {
-			d.add("response-field-added", false, nv.propAt[name].ptr, "%s was added", at.child(name))
+			d.add("response-field-added", false, nv.propAt[name].Ptr, "%s was added", at.child(name))
 		} else if !nv.isRequired[name] {
-			d.add("request-field-added", false, nv.propAt[name].ptr, "%s was added (optional)", at.child(name))
+			d.add("request-field-added", false, nv.propAt[name].Ptr, "%s was added (optional)", at.child(name))
 		}
 	}
 }

@@ -16,11 +16,11 @@ type requirement map[string][]string
 // operation: its own, else the document's. declared is false when neither
 // exists; the data plane then admits no one.
 func securityField(t *tree, op loc) (at loc, declared bool) {
-	at = t.at(op, "security")
-	if !at.valid() || !isSeq(at.node) {
-		at = t.at(loc{node: t.root}, "security")
+	at = t.At(op, "security")
+	if !at.Valid() || !isSeq(at.Node) {
+		at = t.At(loc{Node: t.Root}, "security")
 	}
-	if !at.valid() || !isSeq(at.node) {
+	if !at.Valid() || !isSeq(at.Node) {
 		return loc{}, false
 	}
 	return at, true
@@ -29,16 +29,16 @@ func securityField(t *tree, op loc) (at loc, declared bool) {
 // parseReqs reads a requirement list; size counts schemes and scopes, to
 // charge the reading to the budget.
 func parseReqs(at loc) (reqs []requirement, size int) {
-	for _, r := range items(at.node) {
+	for _, r := range items(at.Node) {
 		req := requirement{}
 		for _, e := range entries(r) {
 			var scopes []string
-			for _, s := range items(e.v) {
+			for _, s := range items(e.V) {
 				if v, ok := str(s); ok {
 					scopes = append(scopes, v)
 				}
 			}
-			req[e.key] = scopes
+			req[e.Key] = scopes
 			size += 1 + len(scopes)
 		}
 		reqs = append(reqs, req)
@@ -122,22 +122,22 @@ type secVerdict struct {
 func (d *differ) security(oop, nop loc, label string) {
 	oat, odecl := securityField(d.old, oop)
 	nat, ndecl := securityField(d.new, nop)
-	key := [2]*yaml.Node{oat.node, nat.node}
+	key := [2]*yaml.Node{oat.Node, nat.Node}
 	v, ok := d.secMemo[key]
 	if !ok {
 		v = d.compareSecurity(oat, odecl, nat, ndecl)
 		d.secMemo[key] = v
 	}
-	if !nat.valid() {
+	if !nat.Valid() {
 		nat = nop
 	}
 	switch v.kind {
 	case "security-changed":
-		d.add(v.kind, true, nat.ptr, "%s: security changed from %s to %s; %s are refused", label, v.before, v.after, v.broken)
+		d.add(v.kind, true, nat.Ptr, "%s: security changed from %s to %s; %s are refused", label, v.before, v.after, v.broken)
 	case "security-removed":
-		d.add(v.kind, false, nat.ptr, "%s: security changed from %s to %s; the operation no longer requires authentication", label, v.before, v.after)
+		d.add(v.kind, false, nat.Ptr, "%s: security changed from %s to %s; the operation no longer requires authentication", label, v.before, v.after)
 	case "security-relaxed":
-		d.add(v.kind, false, nat.ptr, "%s: security changed from %s to %s; every caller admitted before still is", label, v.before, v.after)
+		d.add(v.kind, false, nat.Ptr, "%s: security changed from %s to %s; every caller admitted before still is", label, v.before, v.after)
 	}
 }
 
@@ -185,25 +185,25 @@ var schemeFields = [...]string{"type", "in", "name", "scheme", "bearerFormat", "
 // clients send (an API key moved to another header, basic to bearer) or
 // disappears breaks every operation that uses it.
 func (d *differ) schemes() {
-	ptr := func(t *tree) loc { return t.at(t.at(loc{node: t.root}, "components"), "securitySchemes") }
+	ptr := func(t *tree) loc { return t.At(t.At(loc{Node: t.Root}, "components"), "securitySchemes") }
 	os, ns := ptr(d.old), ptr(d.new)
 	names, olocs := fields(os)
 	for i, name := range names {
-		nl := d.new.follow(d.new.at(ns, name))
-		if !nl.valid() {
-			d.add("security-scheme-removed", true, olocs[i].ptr, "security scheme %q was removed", clip(name))
+		nl := d.new.Follow(d.new.At(ns, name))
+		if !nl.Valid() {
+			d.add("security-scheme-removed", true, olocs[i].Ptr, "security scheme %q was removed", clip(name))
 			continue
 		}
-		ol := d.old.follow(olocs[i])
+		ol := d.old.Follow(olocs[i])
 		for _, f := range schemeFields {
-			ov, _ := str(d.old.val(ol.node, f))
-			nv, _ := str(d.new.val(nl.node, f))
+			ov, _ := str(d.old.Val(ol.Node, f))
+			nv, _ := str(d.new.Val(nl.Node, f))
 			if ov != nv {
-				at := d.new.at(nl, f)
-				if !at.valid() {
+				at := d.new.At(nl, f)
+				if !at.Valid() {
 					at = nl
 				}
-				d.add("security-scheme-changed", true, at.ptr, "security scheme %q: %s changed from %q to %q; clients send the old credential", clip(name), f, clip(ov), clip(nv))
+				d.add("security-scheme-changed", true, at.Ptr, "security scheme %q: %s changed from %q to %q; clients send the old credential", clip(name), f, clip(ov), clip(nv))
 			}
 		}
 	}

@@ -71,7 +71,7 @@ type linter struct {
 func newLinter(doc *spec.Document, pol *model.Policy) *linter {
 	t := newTree(doc.Root())
 	l := &linter{
-		t: t, root: loc{node: t.root}, format: doc.Format, v2: strings.HasPrefix(doc.Version, "2."), pol: pol,
+		t: t, root: loc{Node: t.Root}, format: doc.Format, v2: strings.HasPrefix(doc.Version, "2."), pol: pol,
 		reqMemo: map[*yaml.Node]secState{}, serverMemo: map[*yaml.Node]security{}, paramMemo: map[*yaml.Node][]loc{}, msgMemo: map[*yaml.Node][]loc{},
 		ruleRe: map[string]*regexp.Regexp{},
 	}
@@ -88,8 +88,8 @@ func newLinter(doc *spec.Document, pol *model.Policy) *linter {
 
 // report records a finding of the running rule at a.
 func (l *linter) report(a loc, op, format string, args ...any) {
-	line, col := a.line()
-	l.found = append(l.found, Finding{Rule: l.rule, Message: fmt.Sprintf(format, args...), Pointer: a.ptr, Line: line, Column: col, Operation: op})
+	line, col := a.Line()
+	l.found = append(l.found, Finding{Rule: l.rule, Message: fmt.Sprintf(format, args...), Pointer: a.Ptr, Line: line, Column: col, Operation: op})
 }
 
 // clip shortens author-controlled text quoted in messages.
@@ -113,39 +113,39 @@ func clip(s string) string {
 func (l *linter) collectOpenAPI() {
 	base := l.basePath()
 	seen := map[*yaml.Node]bool{}
-	keys, items := fields(l.t.at(l.root, "paths"))
+	keys, items := fields(l.t.At(l.root, "paths"))
 	for i, key := range keys {
 		if !strings.HasPrefix(key, "/") {
 			continue
 		}
 		var done uint8
 		var chain []*yaml.Node
-		for item := items[i]; item.valid() && isMap(item.node) && !slices.Contains(chain, item.node) && len(chain) <= maxRefHops; {
-			chain = append(chain, item.node)
+		for item := items[i]; item.Valid() && isMap(item.Node) && !slices.Contains(chain, item.Node) && len(chain) <= maxRefHops; {
+			chain = append(chain, item.Node)
 			for mi, m := range httpMethods {
-				op := l.t.at(item, m)
-				if done&(1<<mi) != 0 || !isMap(op.node) {
+				op := l.t.At(item, m)
+				if done&(1<<mi) != 0 || !isMap(op.Node) {
 					continue
 				}
 				done |= 1 << mi
-				if seen[op.node] {
+				if seen[op.Node] {
 					continue
 				}
-				seen[op.node] = true
+				seen[op.Node] = true
 				l.ops = append(l.ops, l.httpOperation(key, strings.ToUpper(m), base, item, op))
 			}
-			ref, ok := str(l.t.val(item.node, "$ref"))
+			ref, ok := str(l.t.Val(item.Node, "$ref"))
 			if !ok {
 				break
 			}
-			item = l.t.resolve(ref)
+			item = l.t.Resolve(ref)
 		}
 	}
 }
 
 func (l *linter) httpOperation(path, method, base string, item, op loc) *operation {
-	o := &operation{loc: op, item: item, template: path, body: l.t.at(op, "requestBody")}
-	id, _ := str(l.t.val(op.node, "operationId"))
+	o := &operation{loc: op, item: item, template: path, body: l.t.At(op, "requestBody")}
+	id, _ := str(l.t.Val(op.Node, "operationId"))
 	o.name = id
 	if id == "" {
 		o.name = method + " " + path
@@ -157,9 +157,9 @@ func (l *linter) httpOperation(path, method, base string, item, op loc) *operati
 	}
 	// Operation parameters override path item ones with the same name and
 	// location (OpenAPI 3, Path Item Object).
-	own := l.params(l.t.at(op, "parameters"))
+	own := l.params(l.t.At(op, "parameters"))
 	o.params = append(o.params, own...)
-	if inherited := l.params(l.t.at(item, "parameters")); len(inherited) > 0 {
+	if inherited := l.params(l.t.At(item, "parameters")); len(inherited) > 0 {
 		ids := make(map[string]bool, len(own))
 		for _, p := range own {
 			ids[paramID(l.t, p)] = true
@@ -170,33 +170,33 @@ func (l *linter) httpOperation(path, method, base string, item, op loc) *operati
 			}
 		}
 	}
-	o.sec = l.ownOr(op, func() security { return l.requirement(l.t.at(l.root, "security"), false) })
+	o.sec = l.ownOr(op, func() security { return l.requirement(l.t.At(l.root, "security"), false) })
 	return o
 }
 
 // params resolves the Parameter objects of a parameters list, once per
 // list node.
 func (l *linter) params(list loc) []loc {
-	if !list.valid() {
+	if !list.Valid() {
 		return nil
 	}
-	if ps, ok := l.paramMemo[list.node]; ok {
+	if ps, ok := l.paramMemo[list.Node]; ok {
 		return ps
 	}
 	var out []loc
 	for _, p := range elems(list) {
-		if p = l.t.follow(p); isMap(p.node) {
+		if p = l.t.Follow(p); isMap(p.Node) {
 			out = append(out, p)
 		}
 	}
-	l.paramMemo[list.node] = out
+	l.paramMemo[list.Node] = out
 	return out
 }
 
 // paramID identifies a parameter by location and name.
 func paramID(t *tree, p loc) string {
-	in, _ := str(t.val(p.node, "in"))
-	name, _ := str(t.val(p.node, "name"))
+	in, _ := str(t.Val(p.Node, "in"))
+	name, _ := str(t.Val(p.Node, "name"))
 	if in == "header" {
 		name = strings.ToLower(name) // header names are case-insensitive (RFC 9110 §5.1)
 	}
@@ -206,7 +206,7 @@ func paramID(t *tree, p loc) string {
 // ownOr returns the security of op's own `security` list if it has one,
 // else what inherited returns.
 func (l *linter) ownOr(op loc, inherited func() security) security {
-	if s := l.t.at(op, "security"); s.valid() && isSeq(s.node) {
+	if s := l.t.At(op, "security"); s.Valid() && isSeq(s.Node) {
 		return l.requirement(s, true)
 	}
 	return inherited()
@@ -216,22 +216,22 @@ func (l *linter) ownOr(op loc, inherited func() security) security {
 // data plane (spec.Document.Security): an empty list, or any alternative
 // that names no scheme, lets anyone in.
 func (l *linter) requirement(s loc, own bool) security {
-	if !s.valid() || !isSeq(s.node) {
+	if !s.Valid() || !isSeq(s.Node) {
 		return security{state: secMissing}
 	}
-	st, ok := l.reqMemo[s.node]
+	st, ok := l.reqMemo[s.Node]
 	if !ok {
 		st = secSecured
-		if len(items(s.node)) == 0 {
+		if len(items(s.Node)) == 0 {
 			st = secAnonymous
 		}
-		for _, r := range items(s.node) {
+		for _, r := range items(s.Node) {
 			if len(entries(r)) == 0 {
 				st = secAnonymous
 				break
 			}
 		}
-		l.reqMemo[s.node] = st
+		l.reqMemo[s.Node] = st
 	}
 	return security{state: st, at: s, own: own}
 }
@@ -244,11 +244,11 @@ func isSeq(n *yaml.Node) bool {
 // basePath is the path of the first server's url, as the data plane uses
 // it to key the policy of operations without an operationId.
 func (l *linter) basePath() string {
-	first := elems(l.t.at(l.root, "servers"))
+	first := elems(l.t.At(l.root, "servers"))
 	if len(first) == 0 {
 		return "/"
 	}
-	u, _ := str(l.t.val(first[0].node, "url"))
+	u, _ := str(l.t.Val(first[0].Node, "url"))
 	pu, err := url.Parse(expandTemplate(u, serverDefaults(l.t, first[0])))
 	if err != nil {
 		return "/"
@@ -259,8 +259,8 @@ func (l *linter) basePath() string {
 // serverDefaults returns the defaults of a server's variables.
 func serverDefaults(t *tree, s loc) map[string]string {
 	out := map[string]string{}
-	for _, e := range entries(t.val(s.node, "variables")) {
-		out[e.key], _ = str(t.val(e.v, "default"))
+	for _, e := range entries(t.Val(s.Node, "variables")) {
+		out[e.Key], _ = str(t.Val(e.V, "default"))
 	}
 	return out
 }
@@ -269,55 +269,55 @@ func serverDefaults(t *tree, s loc) map[string]string {
 // channel, following the channel's $ref chain as spec.Bindings does.
 func (l *linter) collectAsyncAPI2() {
 	seen := map[*yaml.Node]bool{}
-	keys, chans := fields(l.t.at(l.root, "channels"))
+	keys, chans := fields(l.t.At(l.root, "channels"))
 	for i, key := range keys {
 		var pub, sub bool
 		var chain []*yaml.Node
-		for ch := chans[i]; ch.valid() && isMap(ch.node) && !slices.Contains(chain, ch.node) && len(chain) <= maxRefHops; {
-			chain = append(chain, ch.node)
+		for ch := chans[i]; ch.Valid() && isMap(ch.Node) && !slices.Contains(chain, ch.Node) && len(chain) <= maxRefHops; {
+			chain = append(chain, ch.Node)
 			for _, a := range [...]string{"publish", "subscribe"} {
-				op := l.t.at(ch, a)
-				if !isMap(op.node) || (a == "publish" && pub) || (a == "subscribe" && sub) {
+				op := l.t.At(ch, a)
+				if !isMap(op.Node) || (a == "publish" && pub) || (a == "subscribe" && sub) {
 					continue
 				}
 				pub, sub = pub || a == "publish", sub || a == "subscribe"
-				if seen[op.node] {
+				if seen[op.Node] {
 					continue
 				}
-				seen[op.node] = true
+				seen[op.Node] = true
 				l.ops = append(l.ops, l.channelOperation2(key, a, chans[i], op))
 			}
-			ref, ok := str(l.t.val(ch.node, "$ref"))
+			ref, ok := str(l.t.Val(ch.Node, "$ref"))
 			if !ok {
 				break
 			}
-			ch = l.t.resolve(ref)
+			ch = l.t.Resolve(ref)
 		}
 	}
 }
 
 func (l *linter) channelOperation2(channel, action string, ch, op loc) *operation {
 	o := &operation{loc: op, template: channel}
-	id, _ := str(l.t.val(op.node, "operationId"))
+	id, _ := str(l.t.Val(op.Node, "operationId"))
 	o.name = id
 	if id == "" {
 		o.name = action + " " + channel
 	}
 	o.keys = []string{o.name}
-	msg := l.t.follow(l.t.at(op, "message"))
-	if alts := l.t.at(msg, "oneOf"); alts.valid() {
+	msg := l.t.Follow(l.t.At(op, "message"))
+	if alts := l.t.At(msg, "oneOf"); alts.Valid() {
 		for _, m := range elems(alts) {
-			o.messages = append(o.messages, l.t.follow(m))
+			o.messages = append(o.messages, l.t.Follow(m))
 		}
-	} else if msg.valid() {
+	} else if msg.Valid() {
 		o.messages = append(o.messages, msg)
 	}
 	// A channel may be limited to some servers (servers: [names]).
-	ch = l.t.follow(ch)
+	ch = l.t.Follow(ch)
 	o.sec = l.ownOr(op, func() security {
-		list := l.t.val(ch.node, "servers")
+		list := l.t.Val(ch.Node, "servers")
 		return l.serverSecurity(list, func() []loc {
-			all := l.t.at(l.root, "servers")
+			all := l.t.At(l.root, "servers")
 			if !isSeq(list) {
 				_, ss := fields(all)
 				return ss
@@ -325,7 +325,7 @@ func (l *linter) channelOperation2(channel, action string, ch, op loc) *operatio
 			var out []loc
 			for _, n := range items(list) {
 				if name, ok := str(n); ok {
-					if s := l.t.at(all, name); s.valid() {
+					if s := l.t.At(all, name); s.Valid() {
 						out = append(out, s)
 					}
 				}
@@ -346,7 +346,7 @@ func (l *linter) serverSecurity(key *yaml.Node, servers func() []loc) security {
 	sec := security{state: secMissing}
 	list := servers()
 	for i, s := range list {
-		r := l.requirement(l.t.at(l.t.follow(s), "security"), false)
+		r := l.requirement(l.t.At(l.t.Follow(s), "security"), false)
 		if r.state == secMissing {
 			sec = r
 			break
@@ -363,45 +363,45 @@ func (l *linter) serverSecurity(key *yaml.Node, servers func() []loc) security {
 // by a $ref (spec.Parse has checked that it points into /channels).
 func (l *linter) collectAsyncAPI3() {
 	seen := map[*yaml.Node]bool{}
-	keys, ops := fields(l.t.at(l.root, "operations"))
+	keys, ops := fields(l.t.At(l.root, "operations"))
 	for i, key := range keys {
-		op := l.t.follow(ops[i])
-		if !isMap(op.node) || seen[op.node] {
+		op := l.t.Follow(ops[i])
+		if !isMap(op.Node) || seen[op.Node] {
 			continue
 		}
-		seen[op.node] = true
+		seen[op.Node] = true
 		o := &operation{name: key, keys: []string{key}, loc: op}
-		ref, _ := str(l.t.val(l.t.val(op.node, "channel"), "$ref"))
+		ref, _ := str(l.t.Val(l.t.Val(op.Node, "channel"), "$ref"))
 		chKey := "" // the channel's key stands in for a null address, as in spec.Bindings
 		if tok, ok := strings.CutPrefix(ref, "#/channels/"); ok {
 			if u, err := url.PathUnescape(tok); err == nil { // URI fragment first, then RFC 6901
 				chKey = strings.ReplaceAll(strings.ReplaceAll(u, "~1", "/"), "~0", "~")
 			}
 		}
-		ch := l.t.follow(l.t.resolve(ref))
+		ch := l.t.Follow(l.t.Resolve(ref))
 		o.template = chKey
-		if a, ok := str(l.t.val(ch.node, "address")); ok && a != "" {
+		if a, ok := str(l.t.Val(ch.Node, "address")); ok && a != "" {
 			o.template = a
 		}
-		if ms := l.t.at(op, "messages"); isSeq(ms.node) {
-			o.msgList = ms.node
+		if ms := l.t.At(op, "messages"); isSeq(ms.Node) {
+			o.msgList = ms.Node
 			for _, m := range elems(ms) {
-				o.messages = append(o.messages, l.t.follow(m))
+				o.messages = append(o.messages, l.t.Follow(m))
 			}
 		} else {
-			o.msgList = l.t.val(ch.node, "messages")
+			o.msgList = l.t.Val(ch.Node, "messages")
 			o.messages = l.channelMessages(ch)
 		}
 		o.sec = l.ownOr(op, func() security {
-			list := l.t.val(ch.node, "servers")
+			list := l.t.Val(ch.Node, "servers")
 			return l.serverSecurity(list, func() []loc {
 				if !isSeq(list) {
-					_, ss := fields(l.t.at(l.root, "servers"))
+					_, ss := fields(l.t.At(l.root, "servers"))
 					return ss
 				}
 				var out []loc
-				for _, s := range elems(loc{node: list}) {
-					out = append(out, l.t.follow(s))
+				for _, s := range elems(loc{Node: list}) {
+					out = append(out, l.t.Follow(s))
 				}
 				return out
 			})
@@ -413,14 +413,14 @@ func (l *linter) collectAsyncAPI3() {
 // channelMessages resolves the messages of an AsyncAPI 3 channel, once per
 // channel: many operations may share one channel.
 func (l *linter) channelMessages(ch loc) []loc {
-	if ms, ok := l.msgMemo[ch.node]; ok {
+	if ms, ok := l.msgMemo[ch.Node]; ok {
 		return ms
 	}
 	var out []loc
-	_, ms := fields(l.t.at(ch, "messages"))
+	_, ms := fields(l.t.At(ch, "messages"))
 	for _, m := range ms {
-		out = append(out, l.t.follow(m))
+		out = append(out, l.t.Follow(m))
 	}
-	l.msgMemo[ch.node] = out
+	l.msgMemo[ch.Node] = out
 	return out
 }

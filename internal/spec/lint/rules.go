@@ -24,7 +24,7 @@ func checkOperationSecurity(l *linter) {
 		where = "on the operation or on every server it is reachable on"
 	}
 	for _, op := range l.ops {
-		if s := l.t.at(op.loc, "security"); s.valid() && !isSeq(s.node) {
+		if s := l.t.At(op.loc, "security"); s.Valid() && !isSeq(s.Node) {
 			l.report(s, op.name, "security must be a list of requirements; the gateway ignores this one")
 		}
 		if op.sec.state == secMissing {
@@ -34,26 +34,26 @@ func checkOperationSecurity(l *linter) {
 	if l.format == spec.FormatAsyncAPI && !l.v2 {
 		return // AsyncAPI 3 requirements are $refs, which spec.Parse has resolved
 	}
-	schemes := l.t.val(l.t.val(l.root.node, "components"), "securitySchemes")
+	schemes := l.t.Val(l.t.Val(l.root.Node, "components"), "securitySchemes")
 	checked := map[*yaml.Node]bool{}
 	names := func(s loc, op string) {
-		if !s.valid() || checked[s.node] {
+		if !s.Valid() || checked[s.Node] {
 			return
 		}
-		checked[s.node] = true
+		checked[s.Node] = true
 		for _, r := range elems(s) {
 			keys, locs := fields(r)
 			for i, name := range keys {
-				if k, _ := l.t.get(schemes, name); k == nil {
+				if k, _ := l.t.Get(schemes, name); k == nil {
 					l.report(locs[i], op, "security scheme %q is not defined in components.securitySchemes", clip(name))
 				}
 			}
 		}
 	}
-	names(l.t.at(l.root, "security"), "")
-	_, servers := fields(l.t.at(l.root, "servers"))
+	names(l.t.At(l.root, "security"), "")
+	_, servers := fields(l.t.At(l.root, "servers"))
 	for _, s := range servers {
-		names(l.t.at(s, "security"), "")
+		names(l.t.At(s, "security"), "")
 	}
 	for _, op := range l.ops {
 		if op.sec.own {
@@ -150,17 +150,17 @@ var secureSchemes = map[string]bool{
 func checkSecureServers(l *linter) {
 	if l.format == spec.FormatOpenAPI {
 		seen := map[*yaml.Node]bool{}
-		lists := []loc{l.t.at(l.root, "servers")}
+		lists := []loc{l.t.At(l.root, "servers")}
 		for _, op := range l.ops {
-			lists = append(lists, l.t.at(op.item, "servers"), l.t.at(op.loc, "servers"))
+			lists = append(lists, l.t.At(op.item, "servers"), l.t.At(op.loc, "servers"))
 		}
 		for _, list := range lists {
 			for _, s := range elems(list) {
-				if seen[s.node] {
+				if seen[s.Node] {
 					continue
 				}
-				seen[s.node] = true
-				u := l.t.at(s, "url")
+				seen[s.Node] = true
+				u := l.t.At(s, "url")
 				for _, scheme := range urlSchemes(l.t, s) {
 					if !secureSchemes[scheme] {
 						l.report(u, "", "server url uses %q, which is not encrypted: credentials and vehicle data would cross the network in clear text; use https (or wss, coaps)", clip(scheme))
@@ -171,24 +171,24 @@ func checkSecureServers(l *linter) {
 		}
 		return
 	}
-	names, servers := fields(l.t.at(l.root, "servers"))
+	names, servers := fields(l.t.At(l.root, "servers"))
 	for i, s := range servers {
-		s = l.t.follow(s)
+		s = l.t.Follow(s)
 		field := "url"
 		if !l.v2 {
 			field = "host"
 		}
-		at := l.t.at(s, field)
-		v, _ := str(at.node)
+		at := l.t.At(s, field)
+		v, _ := str(at.Node)
 		scheme := ""
 		if j := strings.Index(v, "://"); j >= 0 {
 			scheme = strings.ToLower(expandTemplate(v[:j], serverDefaults(l.t, s)))
 		} else {
-			at = l.t.at(s, "protocol")
-			scheme, _ = str(at.node)
+			at = l.t.At(s, "protocol")
+			scheme, _ = str(at.Node)
 			scheme = strings.ToLower(scheme)
 		}
-		if !at.valid() {
+		if !at.Valid() {
 			at = s
 		}
 		if !secureSchemes[scheme] {
@@ -201,21 +201,21 @@ func checkSecureServers(l *linter) {
 // a relative url; with a {variable} in the scheme, its default and each of
 // its enum values.
 func urlSchemes(t *tree, s loc) []string {
-	u, _ := str(t.val(s.node, "url"))
+	u, _ := str(t.Val(s.Node, "url"))
 	i := strings.Index(u, "://")
 	if i < 0 {
 		return nil
 	}
 	tmpl := u[:i]
-	vars := t.val(s.node, "variables")
+	vars := t.Val(s.Node, "variables")
 	names := templateNames(tmpl)
 	defaults := make(map[string]string, len(names))
 	for _, name := range names {
-		defaults[name], _ = str(t.val(t.val(vars, name), "default"))
+		defaults[name], _ = str(t.Val(t.Val(vars, name), "default"))
 	}
 	out := []string{strings.ToLower(expandTemplate(tmpl, defaults))}
 	for _, name := range names {
-		for _, e := range items(t.val(t.val(vars, name), "enum")) {
+		for _, e := range items(t.Val(t.Val(vars, name), "enum")) {
 			v, _ := str(e)
 			vals := maps.Clone(defaults)
 			vals[name] = v
@@ -233,23 +233,23 @@ func checkCredentialsInQuery(l *linter) {
 	seen := map[*yaml.Node]bool{}
 	for _, op := range l.ops {
 		for _, p := range op.params {
-			if seen[p.node] {
+			if seen[p.Node] {
 				continue
 			}
-			seen[p.node] = true
-			in, _ := str(l.t.val(p.node, "in"))
-			name, _ := str(l.t.val(p.node, "name"))
+			seen[p.Node] = true
+			in, _ := str(l.t.Val(p.Node, "in"))
+			name, _ := str(l.t.Val(p.Node, "name"))
 			if in == "query" && credentialName(name) {
 				l.report(p, op.name, "query parameter %q looks like a credential; URLs are logged by proxies and servers, so send it in a header (Authorization, or an API key header)", clip(name))
 			}
 		}
 	}
-	names, schemes := fields(l.t.at(l.t.at(l.root, "components"), "securitySchemes"))
+	names, schemes := fields(l.t.At(l.t.At(l.root, "components"), "securitySchemes"))
 	for i, s := range schemes {
-		s = l.t.follow(s)
-		typ, _ := str(l.t.val(s.node, "type"))
-		in := l.t.at(s, "in")
-		if v, _ := str(in.node); (typ == "apiKey" || typ == "httpApiKey") && v == "query" {
+		s = l.t.Follow(s)
+		typ, _ := str(l.t.Val(s.Node, "type"))
+		in := l.t.At(s, "in")
+		if v, _ := str(in.Node); (typ == "apiKey" || typ == "httpApiKey") && v == "query" {
 			l.report(in, "", "security scheme %q sends the API key in the query string, where proxies and servers log it; use in: header", clip(names[i]))
 		}
 	}
@@ -331,16 +331,16 @@ func checkErrorResponses(l *linter) {
 		if op.sec.state != secSecured {
 			continue
 		}
-		resp := l.t.at(op.loc, "responses")
-		if k, _ := l.t.get(resp.node, "4XX"); k != nil {
+		resp := l.t.At(op.loc, "responses")
+		if k, _ := l.t.Get(resp.Node, "4XX"); k != nil {
 			continue
 		}
-		if k, _ := l.t.get(resp.node, "4xx"); k != nil {
+		if k, _ := l.t.Get(resp.Node, "4xx"); k != nil {
 			continue
 		}
 		var missing []string
 		for _, code := range [...]string{"401", "403", "429"} {
-			if k, _ := l.t.get(resp.node, code); k == nil {
+			if k, _ := l.t.Get(resp.Node, code); k == nil {
 				missing = append(missing, code)
 			}
 		}
@@ -348,7 +348,7 @@ func checkErrorResponses(l *linter) {
 			continue
 		}
 		at := resp
-		if !at.valid() {
+		if !at.Valid() {
 			at = op.loc
 		}
 		l.report(at, op.name, "secured operation %s does not declare the %s response(s) the gateway returns on refused calls; clients need them documented to handle them", clip(op.name), strings.Join(missing, ", "))
@@ -360,11 +360,11 @@ func checkErrorResponses(l *linter) {
 // devices in the field with no migration path.
 func checkDeprecatedSuccessor(l *linter) {
 	for _, op := range l.ops {
-		dep := l.t.at(op.loc, "deprecated")
-		if !isTrue(dep.node) {
+		dep := l.t.At(op.loc, "deprecated")
+		if !isTrue(dep.Node) {
 			continue
 		}
-		if s, _ := str(l.t.val(op.loc.node, "x-fleetgate-successor")); strings.TrimSpace(s) != "" {
+		if s, _ := str(l.t.Val(op.loc.Node, "x-fleetgate-successor")); strings.TrimSpace(s) != "" {
 			continue
 		}
 		l.report(dep, op.name, "deprecated operation %s names no successor; set x-fleetgate-successor to the operation (or version) clients should move to", clip(op.name))

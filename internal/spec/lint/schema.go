@@ -50,43 +50,43 @@ func (l *linter) inputSchemas(op *operation, done map[*yaml.Node]bool) []loc {
 		return true
 	}
 	media := func(content loc) {
-		if !first(content.node) {
+		if !first(content.Node) {
 			return
 		}
 		_, mts := fields(content)
 		for _, mt := range mts {
-			out = append(out, l.t.at(mt, "schema"))
+			out = append(out, l.t.At(mt, "schema"))
 		}
 	}
 	for _, p := range op.params {
-		if !first(p.node) {
+		if !first(p.Node) {
 			continue
 		}
-		out = append(out, l.t.at(p, "schema"))
-		media(l.t.at(p, "content"))
+		out = append(out, l.t.At(p, "schema"))
+		media(l.t.At(p, "content"))
 	}
-	if op.body.valid() {
-		media(l.t.at(l.t.follow(op.body), "content"))
+	if op.body.Valid() {
+		media(l.t.At(l.t.Follow(op.body), "content"))
 	}
 	if op.msgList != nil && !first(op.msgList) {
 		return out
 	}
 	for _, m := range op.messages {
-		if !first(m.node) {
+		if !first(m.Node) {
 			continue
 		}
-		if sf, ok := str(l.t.val(m.node, "schemaFormat")); ok && !jsonSchemaFormat(sf) {
+		if sf, ok := str(l.t.Val(m.Node, "schemaFormat")); ok && !jsonSchemaFormat(sf) {
 			continue // AsyncAPI 2: Avro, RAML, Protobuf... are not JSON Schema
 		}
 		for _, f := range [...]string{"payload", "headers"} {
-			s := l.t.at(m, f)
+			s := l.t.At(m, f)
 			// AsyncAPI 3 Multi Format Schema Object: {schemaFormat, schema}.
-			if mf := l.t.follow(s); isMap(mf.node) {
-				if sf, ok := str(l.t.val(mf.node, "schemaFormat")); ok {
+			if mf := l.t.Follow(s); isMap(mf.Node) {
+				if sf, ok := str(l.t.Val(mf.Node, "schemaFormat")); ok {
 					if !jsonSchemaFormat(sf) {
 						continue
 					}
-					s = l.t.at(mf, "schema")
+					s = l.t.At(mf, "schema")
 				}
 			}
 			out = append(out, s)
@@ -116,14 +116,14 @@ var (
 )
 
 func (w *schemaWalker) walk(s loc, op *operation, depth int) {
-	n := deref(s.node)
+	n := deref(s.Node)
 	if n == nil || n.Kind != yaml.MappingNode || w.seen[n] || depth > maxSchemaDepth {
 		return
 	}
 	w.seen[n] = true
 	t := w.l.t
-	if ref, ok := str(t.val(n, "$ref")); ok {
-		if r := t.resolve(ref); r.valid() {
+	if ref, ok := str(t.Val(n, "$ref")); ok {
+		if r := t.Resolve(ref); r.Valid() {
 			w.walk(r, op, depth+1)
 		}
 	}
@@ -132,19 +132,19 @@ func (w *schemaWalker) walk(s loc, op *operation, depth int) {
 		w.l.report(s, op.name, "string schema has no maxLength (nor enum, const, or format date-time/uuid): one request could carry megabytes; add maxLength")
 	}
 	if types["array"] {
-		if k, _ := t.get(n, "maxItems"); k == nil {
+		if k, _ := t.Get(n, "maxItems"); k == nil {
 			w.l.report(s, op.name, "array schema has no maxItems: one request could carry millions of items; add maxItems")
 		}
 	}
 	for _, kw := range schemaMaps {
-		_, subs := fields(t.at(s, kw))
+		_, subs := fields(t.At(s, kw))
 		for _, sub := range subs {
 			w.walk(sub, op, depth+1)
 		}
 	}
 	for _, kw := range schemaOne {
-		sub := t.at(s, kw)
-		if isSeq(sub.node) { // items as a tuple (draft 4 to 2019-09)
+		sub := t.At(s, kw)
+		if isSeq(sub.Node) { // items as a tuple (draft 4 to 2019-09)
 			for _, e := range elems(sub) {
 				w.walk(e, op, depth+1)
 			}
@@ -153,7 +153,7 @@ func (w *schemaWalker) walk(s loc, op *operation, depth int) {
 		w.walk(sub, op, depth+1)
 	}
 	for _, kw := range schemaLists {
-		for _, e := range elems(t.at(s, kw)) {
+		for _, e := range elems(t.At(s, kw)) {
 			w.walk(e, op, depth+1)
 		}
 	}
@@ -164,8 +164,8 @@ func (w *schemaWalker) walk(s loc, op *operation, depth int) {
 func schemaTypes(n *yaml.Node) map[string]bool {
 	var tv *yaml.Node
 	for _, e := range entries(n) {
-		if e.key == "type" {
-			tv = e.v
+		if e.Key == "type" {
+			tv = e.V
 		}
 	}
 	out := map[string]bool{}
@@ -185,11 +185,11 @@ func schemaTypes(n *yaml.Node) map[string]bool {
 // binary is raw upload content, bounded by body-size-limit instead.
 func boundedString(t *tree, n *yaml.Node) bool {
 	for _, kw := range [...]string{"maxLength", "enum", "const"} {
-		if k, _ := t.get(n, kw); k != nil {
+		if k, _ := t.Get(n, kw); k != nil {
 			return true
 		}
 	}
-	switch f, _ := str(t.val(n, "format")); f {
+	switch f, _ := str(t.Val(n, "format")); f {
 	case "date-time", "date", "uuid", "binary":
 		return true
 	}
@@ -204,20 +204,20 @@ const maxBodyKey = "x-fleetgate-max-body-bytes"
 // body needs a size limit of its own, on the operation or the requestBody.
 func checkBodySize(l *linter) {
 	for _, op := range l.ops {
-		if !op.body.valid() {
+		if !op.body.Valid() {
 			continue
 		}
 		var found loc
-		for _, c := range [...]loc{l.t.at(op.loc, maxBodyKey), l.t.at(op.body, maxBodyKey), l.t.at(l.t.follow(op.body), maxBodyKey)} {
-			if c.valid() {
+		for _, c := range [...]loc{l.t.At(op.loc, maxBodyKey), l.t.At(op.body, maxBodyKey), l.t.At(l.t.Follow(op.body), maxBodyKey)} {
+			if c.Valid() {
 				found = c
 				break
 			}
 		}
 		switch {
-		case !found.valid():
+		case !found.Valid():
 			l.report(op.body, op.name, "request body of %s has no size limit; set %s on the operation or the requestBody", clip(op.name), maxBodyKey)
-		case !positiveInt(found.node):
+		case !positiveInt(found.Node):
 			l.report(found, op.name, "%s must be a positive integer (bytes)", maxBodyKey)
 		}
 	}
@@ -266,13 +266,13 @@ func checkVersionInPath(l *linter) {
 		return
 	}
 	at := l.root
-	if _, ss := fields(l.t.at(l.root, "servers")); len(ss) > 0 { // AsyncAPI
+	if _, ss := fields(l.t.At(l.root, "servers")); len(ss) > 0 { // AsyncAPI
 		at = ss[0]
-	} else if ss := elems(l.t.at(l.root, "servers")); len(ss) > 0 { // OpenAPI
-		at = l.t.at(ss[0], "url")
-	} else if p := l.t.at(l.root, "paths"); p.valid() {
+	} else if ss := elems(l.t.At(l.root, "servers")); len(ss) > 0 { // OpenAPI
+		at = l.t.At(ss[0], "url")
+	} else if p := l.t.At(l.root, "paths"); p.Valid() {
 		at = p
-	} else if c := l.t.at(l.root, "channels"); c.valid() {
+	} else if c := l.t.At(l.root, "channels"); c.Valid() {
 		at = c
 	}
 	l.report(at, "", "the API version appears neither in the base path (e.g. a server url ending in /v1), nor in every path or channel, nor in a version header; clients cannot say which version they speak")
@@ -281,19 +281,19 @@ func checkVersionInPath(l *linter) {
 // serverVersion reports whether a server's base path carries a version.
 func (l *linter) serverVersion() bool {
 	if l.format == spec.FormatOpenAPI {
-		for _, s := range elems(l.t.at(l.root, "servers")) {
-			u, _ := str(l.t.val(s.node, "url"))
+		for _, s := range elems(l.t.At(l.root, "servers")) {
+			u, _ := str(l.t.Val(s.Node, "url"))
 			if pu, err := url.Parse(expandTemplate(u, serverDefaults(l.t, s))); err == nil && hasVersion(pu.Path) {
 				return true
 			}
 		}
 		return false
 	}
-	_, servers := fields(l.t.at(l.root, "servers"))
+	_, servers := fields(l.t.At(l.root, "servers"))
 	for _, s := range servers {
-		s = l.t.follow(s)
+		s = l.t.Follow(s)
 		if l.v2 {
-			u, _ := str(l.t.val(s.node, "url"))
+			u, _ := str(l.t.Val(s.Node, "url"))
 			if i := strings.Index(u, "://"); i >= 0 {
 				u = u[i+3:]
 			}
@@ -302,7 +302,7 @@ func (l *linter) serverVersion() bool {
 			}
 			continue
 		}
-		if p, _ := str(l.t.val(s.node, "pathname")); hasVersion(expandTemplate(p, serverDefaults(l.t, s))) {
+		if p, _ := str(l.t.Val(s.Node, "pathname")); hasVersion(expandTemplate(p, serverDefaults(l.t, s))) {
 			return true
 		}
 	}
@@ -313,8 +313,8 @@ func (l *linter) serverVersion() bool {
 // "version" (Api-Version, X-API-Version).
 func (l *linter) versionHeader(op *operation) bool {
 	for _, p := range op.params {
-		in, _ := str(l.t.val(p.node, "in"))
-		name, _ := str(l.t.val(p.node, "name"))
+		in, _ := str(l.t.Val(p.Node, "in"))
+		name, _ := str(l.t.Val(p.Node, "name"))
 		if in == "header" && strings.Contains(strings.ToLower(name), "version") {
 			return true
 		}
