@@ -51,8 +51,12 @@ func TestLocalConformance(t *testing.T) {
 
 func TestLocalConformanceTinyCap(t *testing.T) {
 	// Every scenario uses few keys at a time, so even a small cap that
-	// forces constant eviction of other keys must not change answers.
-	Exercise(t, newTestLocal(t, LocalOptions{Shards: 4, MaxBuckets: 16, SweepInterval: time.Millisecond}))
+	// forces constant eviction of other keys must not change answers. The
+	// background sweeper is off: it judges fullness by the latest clock a
+	// shard has seen, and the scenarios share the counter while using
+	// frozen clocks hours apart, which no real caller does (that made this
+	// test flaky). Inserts still sweep.
+	Exercise(t, newTestLocal(t, LocalOptions{Shards: 4, MaxBuckets: 16, SweepInterval: -1}))
 }
 
 func TestLocalConcurrentTakersExactGrant(t *testing.T) {
