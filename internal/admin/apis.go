@@ -11,6 +11,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/audit"
 	"github.com/fleetgate/fleetgate/internal/lifecycle"
 	"github.com/fleetgate/fleetgate/internal/model"
+	"github.com/fleetgate/fleetgate/internal/policy"
 	"github.com/fleetgate/fleetgate/internal/spec"
 	"github.com/fleetgate/fleetgate/internal/store"
 )
@@ -261,6 +262,18 @@ func validateUpstream(u *model.Upstream) []FieldError {
 		errs = append(errs, FieldError{Pointer: "/upstream/targets", Detail: "at most 64 targets"})
 	}
 	for i, t := range u.Targets {
+		if strings.HasPrefix(t, "mqtt:") {
+			// An MQTT target turns HTTP operations into commands published
+			// to devices: mqtt:<topic template>?qos=N, alone.
+			if _, err := policy.ParseMQTTTarget(t); err != nil || len(u.Targets) != 1 {
+				detail := "an MQTT target must be the only target"
+				if err != nil {
+					detail = err.Error()
+				}
+				errs = append(errs, FieldError{Pointer: fmt.Sprintf("/upstream/targets/%d", i), Detail: detail})
+			}
+			continue
+		}
 		pu, err := url.Parse(t)
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil {
 			errs = append(errs, FieldError{Pointer: fmt.Sprintf("/upstream/targets/%d", i), Detail: "must be an http:// or https:// URL with a host and no credentials"})

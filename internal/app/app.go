@@ -126,7 +126,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 		a.store.Close()
 		return nil, fmt.Errorf("first snapshot: %w", err)
 	}
-	a.gateway = httpgw.New(httpgw.Options{Engine: a.engine, Usage: a.usage, Metrics: dp, Logger: log, AccessLog: cfg.AccessLog})
+	a.gateway = httpgw.New(httpgw.Options{Engine: a.engine, Usage: a.usage, Metrics: dp, Logger: log, AccessLog: cfg.AccessLog,
+		Publisher: mqttPublisher{a}})
 	var kek []byte
 	if cfg.DeviceKEK != "" {
 		if kek, err = pki.ParseKEK(cfg.DeviceKEK); err != nil {
@@ -237,4 +238,15 @@ func (a *App) Shutdown(ctx context.Context) error {
 	errs = append(errs, a.store.Close())
 	a.log.Info("fleetgate stopped")
 	return errors.Join(errs...)
+}
+
+// mqttPublisher lets HTTP operations publish commands on the MQTT data
+// plane, which starts after the HTTP gateway is built (and may be off).
+type mqttPublisher struct{ a *App }
+
+func (p mqttPublisher) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
+	if p.a.mqtt == nil {
+		return errors.New("the MQTT data plane is not enabled (--mqtt-addr)")
+	}
+	return p.a.mqtt.Publish(ctx, topic, payload, qos, retain)
 }

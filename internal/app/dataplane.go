@@ -19,6 +19,13 @@ import (
 
 // startDataPlane binds the HTTP and HTTPS data-plane listeners.
 func (a *App) startDataPlane() error {
+	// MQTT first: HTTP operations may publish commands through it, so it
+	// must exist before the HTTP listeners accept requests.
+	if a.cfg.MQTTAddr != "" || a.cfg.MQTTSAddr != "" || a.cfg.MQTTWSAddr != "" {
+		if err := a.startMQTT(); err != nil {
+			return err
+		}
+	}
 	// Device enrollment shares the data-plane listeners: devices reach the
 	// gateway, not the admin API.
 	dp := http.NewServeMux()
@@ -58,11 +65,6 @@ func (a *App) startDataPlane() error {
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		a.dataSrvs = append(a.dataSrvs, srv)
 		go a.serve(srv, func() error { return srv.Serve(ln) }, "debug")
-	}
-	if a.cfg.MQTTAddr != "" || a.cfg.MQTTSAddr != "" || a.cfg.MQTTWSAddr != "" {
-		if err := a.startMQTT(); err != nil {
-			return err
-		}
 	}
 	if a.cfg.HTTPSAddr != "" {
 		tc, err := a.tlsConfig()

@@ -46,6 +46,15 @@ type Options struct {
 	// UpstreamTimeout bounds the wait for the upstream's response headers
 	// (default 30 s).
 	UpstreamTimeout time.Duration
+	// Publisher delivers the body of operations whose upstream is an MQTT
+	// target (commands to devices). Nil: such operations answer 502.
+	Publisher Publisher
+}
+
+// Publisher publishes a message on the MQTT data plane. The composition
+// root supplies it, so this adapter never imports the MQTT one.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error
 }
 
 // Gateway is the HTTP data-plane handler.
@@ -80,6 +89,39 @@ func New(o Options) *Gateway {
 		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
 	return g
+}
+
+// command publishes the request body to the device topic of an MQTT
+// target and answers 202: the engine has already authorized the caller for
+// this operation and its parameters.
+func (g *Gateway) command(w http.ResponseWriter, r *http.Request, reqID string, rt *policy.Route, params []policy.Param, body []byte) int {
+	target, err := policy.ParseMQTTTarget(rt.Upstream[0])
+	topic, ok := target.Expand(params)
+	if err != nil || !ok || g.o.Publisher == nil {
+		g.problem(w, r, reqID, http.StatusBadGateway, "no-upstream", "Bad gateway", "commands to devices need the MQTT data plane (--mqtt-addr)", "")
+		return http.StatusBadGateway
+	}
+	if body == nil && r.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(r.Body, defaultMaxBody+1))
+		if err != nil || len(b) > defaultMaxBody {
+			g.problem(w, r, reqID, http.StatusRequestEntityTooLarge, "too-large", "Request body too large", "a command is at most 1 MiB", "/body")
+			return http.StatusRequestEntityTooLarge
+		}
+		body = b
+	}
+	if err := g.o.Publisher.Publish(r.Context(), topic, body, target.QoS, false); err != nil {
+		g.o.Logger.Warn("command publish failed", "topic", topic, "err", err.Error(), "request_id", reqID)
+		g.problem(w, r, reqID, http.StatusBadGateway, "upstream-mqtt", "Bad gateway", "the command could not be published", "")
+		return http.StatusBadGateway
+	}
+	return writeAccepted(w, topic, target.QoS)
+}
+
+func writeAccepted(w http.ResponseWriter, topic string, qos byte) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(map[string]any{"published": topic, "qos": qos})
+	return http.StatusAccepted
 }
 
 // routeMetrics returns the cached metrics handle of a route. Routes are
@@ -172,6 +214,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rt.Successor != "" {
 			h.Set("Link", `<`+rt.Successor+`>; rel="successor-version"`)
 		}
+	}
+	if len(rt.Upstream) == 1 && strings.HasPrefix(rt.Upstream[0], "mqtt:") {
+		status := g.command(w, r, reqID, rt, params, req.Body)
+		g.record(rt, status, start, r, d.Principal)
+		return
 	}
 	p, err := g.pools.get(rt.Upstream)
 	if err != nil || len(rt.Upstream) == 0 {
