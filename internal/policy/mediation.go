@@ -17,14 +17,14 @@ type MQTTTarget struct {
 
 // ParseMQTTTarget parses "mqtt:<topic template>?qos=N" (qos 0-2, default 1).
 func ParseMQTTTarget(s string) (MQTTTarget, error) {
+	if strings.ContainsAny(s, "#+") { // '#' would otherwise parse as a URL fragment
+		return MQTTTarget{}, errors.New("an MQTT target topic may not contain wildcards")
+	}
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "mqtt" || u.Opaque == "" {
+	if err != nil || u.Scheme != "mqtt" || u.Opaque == "" || u.Fragment != "" {
 		return MQTTTarget{}, errors.New("an MQTT target looks like mqtt:fleet/{deviceId}/commands?qos=1")
 	}
 	t := MQTTTarget{Topic: u.Opaque, QoS: 1}
-	if strings.ContainsAny(t.Topic, "+#") {
-		return MQTTTarget{}, errors.New("an MQTT target topic may not contain wildcards")
-	}
 	if q := u.Query().Get("qos"); q != "" {
 		n, err := strconv.Atoi(q)
 		if err != nil || n < 0 || n > 2 {
