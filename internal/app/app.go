@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/internal/admin"
 	"github.com/fleetgate/fleetgate/internal/config"
+	"github.com/fleetgate/fleetgate/internal/forward"
 	"github.com/fleetgate/fleetgate/internal/gateway/httpgw"
 	mqttgw "github.com/fleetgate/fleetgate/internal/gateway/mqtt"
 	"github.com/fleetgate/fleetgate/internal/identity/pki"
@@ -50,6 +51,7 @@ type App struct {
 	redis     *redis.Client
 	gateway   *httpgw.Gateway
 	mqtt      *mqttgw.Gateway
+	forwarder *forward.Forwarder
 	dp        *telemetry.DataPlane
 	dataSrvs  []*http.Server
 	dataLns   []net.Listener
@@ -230,6 +232,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.bgCancel()
 	if a.adminLn != nil {
 		<-a.bgDone
+	}
+	if a.forwarder != nil {
+		a.forwarder.Wait()
 	}
 	a.counter.Close()
 	if a.redis != nil {

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/fleetgate/fleetgate/internal/forward"
 	mqttgw "github.com/fleetgate/fleetgate/internal/gateway/mqtt"
 	"github.com/fleetgate/fleetgate/internal/policy"
 )
@@ -135,7 +137,23 @@ func (a *App) DataURLs() []string {
 // startMQTT starts the MQTT adapter: embedded broker, or proxy to
 // --mqtt-upstream.
 func (a *App) startMQTT() error {
+	a.forwarder = forward.New(forward.Options{Logger: a.log})
+	a.forwarder.Start(a.bgCtx)
+	fw := a.forwarder
 	o := mqttgw.Options{Engine: a.engine, Usage: a.usage, Metrics: a.dp, Logger: a.log,
+		// Telemetry on channels whose version names http(s) upstreams is
+		// forwarded to them (webhooks), batched and retried.
+		Forward: func(rt *policy.Route, topic, sender string, payload []byte, at time.Time) {
+			var targets []string
+			for _, t := range rt.Upstream {
+				if strings.HasPrefix(t, "http://") || strings.HasPrefix(t, "https://") {
+					targets = append(targets, t)
+				}
+			}
+			if len(targets) > 0 {
+				fw.Enqueue(targets, topic, sender, payload, at)
+			}
+		},
 		TCPAddr: a.cfg.MQTTAddr, TLSAddr: a.cfg.MQTTSAddr, WSAddr: a.cfg.MQTTWSAddr,
 		Upstream: a.cfg.MQTTUpstream, UpstreamUsername: a.cfg.MQTTUpstreamUser, UpstreamPassword: a.cfg.MQTTUpstreamPassword,
 		MaxPacketSize: a.cfg.MQTTMaxPacketSize, Forbidden311: a.cfg.MQTTForbidden311}

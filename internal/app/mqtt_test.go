@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,12 @@ func TestMQTTThroughTheNode(t *testing.T) {
 		return m
 	}
 	root := cfg.AdminToken
+	webhook := make(chan string, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		webhook <- string(b)
+	}))
+	defer hook.Close()
 	adm(root, "POST", "/operators", map[string]any{"name": "rev", "roles": []string{"reviewer"}})
 	rev := createToken(t, a.AdminURL(), root, "rev")
 	adm(root, "POST", "/apps", map[string]any{"name": "meter1"})
@@ -61,6 +68,7 @@ func TestMQTTThroughTheNode(t *testing.T) {
 	bind := []any{map[string]any{"param": "deviceId", "equals": "principal.id"}}
 	adm(root, "POST", "/apis", map[string]any{"name": "fleet", "owner": "iot"})
 	adm(root, "POST", "/apis/fleet/versions", map[string]any{"version": "v1",
+		"upstream": map[string]any{"targets": []string{hook.URL}}, // telemetry is forwarded to this webhook
 		"bindings": map[string]any{"mqtt": map[string]any{"channels": []any{map[string]any{"topic": "fleet/{deviceId}/telemetry", "action": "publish", "operation_id": "telemetry"}}}},
 		"policy":   map[string]any{"operations": map[string]any{"telemetry": map[string]any{"bindings": bind}}}})
 	adm(root, "POST", "/apis/fleet/versions/v1/transitions", map[string]any{"to": "in_review"})
@@ -96,6 +104,14 @@ func TestMQTTThroughTheNode(t *testing.T) {
 	}
 	if rc := pub("fleet/meter1/telemetry"); rc != 0 {
 		t.Fatalf("own topic: reason 0x%02x", rc)
+	}
+	select {
+	case body := <-webhook:
+		if !strings.Contains(body, `"topic":"fleet/meter1/telemetry"`) || !strings.Contains(body, `"payload":{"kwh":1}`) || !strings.Contains(body, `"sender":"app:meter1"`) {
+			t.Fatalf("webhook batch: %s", body)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("telemetry was not forwarded to the webhook")
 	}
 	if rc := pub("fleet/meter2/telemetry"); rc != 0x87 {
 		t.Fatalf("another device's topic: reason 0x%02x, want 0x87 Not authorized", rc)

@@ -72,6 +72,10 @@ type Options struct {
 	// "disconnect" (default) closes the connection, "drop" acknowledges
 	// the message as usual and discards it.
 	Forbidden311 string
+	// Forward, when set, receives every allowed publish on a channel whose
+	// version names upstream targets (telemetry to webhooks). It must not
+	// block and must copy payload.
+	Forward func(rt *policy.Route, topic, sender string, payload []byte, at time.Time)
 }
 
 // Gateway is the MQTT data-plane adapter. Its methods are safe for

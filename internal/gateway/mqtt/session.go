@@ -297,6 +297,8 @@ func (g *Gateway) decidePublish(ctx context.Context, s *session, topic string, p
 	code := byte(0)
 	if !d.Allowed() {
 		code = codeFor(d.Status).Code
+	} else if g.o.Forward != nil && len(rt.Upstream) > 0 {
+		g.o.Forward(rt, topic, s.principal.Subject, payload, start)
 	}
 	g.record(&d, s, code, start)
 	return d
