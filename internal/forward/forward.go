@@ -33,7 +33,7 @@ type Message struct {
 	Topic   string          `json:"topic"`
 	Sender  string          `json:"sender"`
 	At      time.Time       `json:"at"`
-	Payload json.RawMessage `json:"payload,omitempty"`   // when the payload is JSON
+	Payload json.RawMessage `json:"payload,omitempty"`     // when the payload is JSON
 	Raw     []byte          `json:"payload_b64,omitempty"` // otherwise, base64
 }
 
