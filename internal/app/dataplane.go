@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fleetgate/fleetgate/internal/forward"
 	mqttgw "github.com/fleetgate/fleetgate/internal/gateway/mqtt"
 	"github.com/fleetgate/fleetgate/internal/policy"
@@ -140,6 +142,21 @@ func (a *App) startMQTT() error {
 	a.forwarder = forward.New(forward.Options{Logger: a.log})
 	a.forwarder.Start(a.bgCtx)
 	fw := a.forwarder
+	for _, c := range []struct {
+		result string
+		get    func(forward.Stats) uint64
+	}{
+		{"delivered", func(s forward.Stats) uint64 { return s.Delivered }},
+		{"failed", func(s forward.Stats) uint64 { return s.Failed }},
+		{"dropped", func(s forward.Stats) uint64 { return s.Dropped }},
+		{"retried", func(s forward.Stats) uint64 { return s.Retries }},
+	} {
+		get := c.get
+		a.metrics.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "fleetgate_forwarded_messages_total", Help: "Telemetry forwarded to webhooks, by result (retried counts batches).",
+			ConstLabels: prometheus.Labels{"result": c.result},
+		}, func() float64 { return float64(get(fw.Stats())) }))
+	}
 	o := mqttgw.Options{Engine: a.engine, Usage: a.usage, Metrics: a.dp, Logger: a.log,
 		// Telemetry on channels whose version names http(s) upstreams is
 		// forwarded to them (webhooks), batched and retried.

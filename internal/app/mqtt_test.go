@@ -113,6 +113,21 @@ func TestMQTTThroughTheNode(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("telemetry was not forwarded to the webhook")
 	}
+	for i := 0; i < 100; i++ { // the counter follows the webhook's answer
+		res, err := http.Get(a.AdminURL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mb, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(mb), `fleetgate_forwarded_messages_total{result="delivered"} 1`) {
+			break
+		}
+		if i == 99 {
+			t.Fatalf("forwarding not counted in /metrics")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if rc := pub("fleet/meter2/telemetry"); rc != 0x87 {
 		t.Fatalf("another device's topic: reason 0x%02x, want 0x87 Not authorized", rc)
 	}
