@@ -1,11 +1,6 @@
 package app
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -36,36 +31,13 @@ func TestTwoNodesShareStoreAndLimits(t *testing.T) {
 		cfg := config.Default()
 		cfg.DataDir, cfg.AdminAddr, cfg.HTTPAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
 		cfg.Store, cfg.RateLimitRedis, cfg.AdminToken = pg, redisURL(), "fgt_cluster-test-token-0123456789ab"
-		a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
-		if err != nil {
-			t.Fatalf("node: %v (PostgreSQL and Redis must run; .ci/run starts them)", err)
-		}
-		if err := a.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
-		return a
+		return startNode(t, cfg)
 	}
 	a := start()
 	root := "fgt_cluster-test-token-0123456789ab"
 	do := func(tok, method, path string, body any) map[string]any {
 		t.Helper()
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, a.AdminURL()+"/admin/v1"+path, bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		rb, _ := io.ReadAll(res.Body)
-		if res.StatusCode >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, rb)
-		}
-		var m map[string]any
-		_ = json.Unmarshal(rb, &m)
-		return m
+		return adminCall(t, a, tok, method, path, body, 0)
 	}
 	do(root, "POST", "/operators", map[string]any{"name": "rev", "roles": []string{"reviewer"}})
 	rev := createToken(t, a.AdminURL(), root, "rev")

@@ -1,11 +1,8 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,32 +23,10 @@ func TestMQTTThroughTheNode(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir, cfg.AdminAddr, cfg.HTTPAddr, cfg.MQTTAddr = t.TempDir(), "127.0.0.1:0", "", "127.0.0.1:0"
 	cfg.AdminToken = "fgt_mqtt-node-test-token-0123456789"
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Shutdown(context.Background())
+	a := startNode(t, cfg)
 	adm := func(tok, method, path string, body any) map[string]any {
 		t.Helper()
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, a.AdminURL()+"/admin/v1"+path, bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		rb, _ := io.ReadAll(res.Body)
-		if res.StatusCode >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, rb)
-		}
-		var m map[string]any
-		_ = json.Unmarshal(rb, &m)
-		return m
+		return adminCall(t, a, tok, method, path, body, 0)
 	}
 	root := cfg.AdminToken
 	webhook := make(chan string, 10)
@@ -149,32 +124,10 @@ func TestHTTPCommandToDevice(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir, cfg.AdminAddr, cfg.HTTPAddr, cfg.MQTTAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.AdminToken = "fgt_mqtt-command-test-token-01234567"
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Shutdown(context.Background())
+	a := startNode(t, cfg)
 	adm := func(tok, method, path string, body any) map[string]any {
 		t.Helper()
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, a.AdminURL()+"/admin/v1"+path, bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		rb, _ := io.ReadAll(res.Body)
-		if res.StatusCode >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, rb)
-		}
-		var m map[string]any
-		_ = json.Unmarshal(rb, &m)
-		return m
+		return adminCall(t, a, tok, method, path, body, 0)
 	}
 	root := cfg.AdminToken
 	adm(root, "POST", "/operators", map[string]any{"name": "rev", "roles": []string{"reviewer"}})

@@ -1,8 +1,6 @@
 package app
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,7 +12,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -72,14 +69,7 @@ func TestHTTPSWithPinnedClientCertificates(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir, cfg.AdminAddr, cfg.HTTPAddr, cfg.HTTPSAddr = dir, "127.0.0.1:0", "", "127.0.0.1:0"
 	cfg.TLSCert, cfg.TLSKey, cfg.AdminToken = certFile, keyFile, "fgt_tls-test-token-0123456789abcdef"
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Shutdown(context.Background())
+	a := startNode(t, cfg)
 
 	pinned, pinnedPEM, _ := selfSigned(t, "meter-gateway", false)
 	stranger, _, _ := selfSigned(t, "stranger", false)
@@ -87,19 +77,7 @@ func TestHTTPSWithPinnedClientCertificates(t *testing.T) {
 	sum := sha256.Sum256(blk.Bytes)
 	admin := func(method, path string, body any) {
 		t.Helper()
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, a.AdminURL()+"/admin/v1"+path, bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rb, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, rb)
-		}
+		adminCall(t, a, cfg.AdminToken, method, path, body, 0)
 	}
 	admin("POST", "/operators", map[string]any{"name": "rev", "roles": []string{"reviewer"}})
 	admin("POST", "/apps", map[string]any{"name": "meter-gateway", "cert_fingerprints": []string{hex.EncodeToString(sum[:])}})
