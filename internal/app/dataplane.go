@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -161,14 +160,8 @@ func (a *App) startMQTT() error {
 		// Telemetry on channels whose version names http(s) upstreams is
 		// forwarded to them (webhooks), batched and retried.
 		Forward: func(rt *policy.Route, topic, sender string, payload []byte, at time.Time) {
-			var targets []string
-			for _, t := range rt.Upstream {
-				if strings.HasPrefix(t, "http://") || strings.HasPrefix(t, "https://") {
-					targets = append(targets, t)
-				}
-			}
-			if len(targets) > 0 {
-				fw.Enqueue(targets, topic, sender, payload, at)
+			if len(rt.Webhooks) > 0 {
+				fw.Enqueue(rt.Webhooks, topic, sender, payload, at)
 			}
 		},
 		TCPAddr: a.cfg.MQTTAddr, TLSAddr: a.cfg.MQTTSAddr, WSAddr: a.cfg.MQTTWSAddr,

@@ -95,6 +95,12 @@ type Route struct {
 	Action      string
 	Template    string
 	Upstream    []string
+	// Command is set when the upstream is an MQTT target: the request is
+	// published to a device topic instead of proxied (parsed once here).
+	Command *MQTTTarget
+	// Webhooks are the http(s) upstreams that telemetry published on an
+	// MQTT channel of this version is forwarded to.
+	Webhooks []string
 	// SunsetHeader and DeprecationHeader are preformatted for HTTP.
 	SunsetHeader      string
 	DeprecationHeader string
@@ -217,6 +223,18 @@ func (s *Snapshot) addVersion(v *model.Version, jwt JWTFactory) error {
 	pol := &v.Policy
 	base := &Route{Tenant: v.TenantID, API: v.APIName, Version: v.Label, VersionID: v.ID, State: v.State,
 		Sunset: v.Sunset, Successor: v.Successor, Upstream: v.Upstream.Targets, ValidateResponses: pol.ValidateResponses}
+	for _, t := range v.Upstream.Targets {
+		if strings.HasPrefix(t, "http://") || strings.HasPrefix(t, "https://") {
+			base.Webhooks = append(base.Webhooks, t)
+		}
+	}
+	if len(v.Upstream.Targets) == 1 && strings.HasPrefix(v.Upstream.Targets[0], "mqtt:") {
+		t, err := ParseMQTTTarget(v.Upstream.Targets[0])
+		if err != nil {
+			return fmt.Errorf("upstream: %w", err)
+		}
+		base.Command = &t
+	}
 	if v.State == model.StateDeprecated {
 		base.DeprecationHeader = "@" + fmt.Sprint(v.UpdatedAt.Unix())
 		if v.Sunset != nil {

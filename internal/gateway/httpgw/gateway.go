@@ -95,9 +95,9 @@ func New(o Options) *Gateway {
 // target and answers 202: the engine has already authorized the caller for
 // this operation and its parameters.
 func (g *Gateway) command(w http.ResponseWriter, r *http.Request, reqID string, rt *policy.Route, params []policy.Param, body []byte) int {
-	target, err := policy.ParseMQTTTarget(rt.Upstream[0])
+	target := rt.Command
 	topic, ok := target.Expand(params)
-	if err != nil || !ok || g.o.Publisher == nil {
+	if !ok || g.o.Publisher == nil {
 		g.problem(w, r, reqID, http.StatusBadGateway, "no-upstream", "Bad gateway", "commands to devices need the MQTT data plane (--mqtt-addr)", "")
 		return http.StatusBadGateway
 	}
@@ -215,7 +215,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.Set("Link", `<`+rt.Successor+`>; rel="successor-version"`)
 		}
 	}
-	if len(rt.Upstream) == 1 && strings.HasPrefix(rt.Upstream[0], "mqtt:") {
+	if rt.Command != nil {
 		status := g.command(w, r, reqID, rt, params, req.Body)
 		g.record(rt, status, start, r, d.Principal)
 		return
