@@ -24,8 +24,11 @@ var errNoHealthy = errors.New("no healthy upstream target")
 
 type target struct {
 	url       *url.URL
+	addr      string // host:port to dial (lean core)
+	basePath  string // the target URL's path, prefixed to request paths
 	fails     atomic.Int32
 	downUntil atomic.Int64 // unix nanoseconds
+	idle      idleConns    // pooled keep-alive connections (lean core)
 }
 
 func (t *target) healthy(now int64) bool { return t.downUntil.Load() <= now }
@@ -50,6 +53,9 @@ func (t *target) succeeded() {
 type pool struct {
 	targets []*target
 	next    atomic.Uint64
+	// lean: every target is plain HTTP, so the lean core (h1.go) relays
+	// requests; otherwise ReverseProxy and http.Transport do.
+	lean bool
 }
 
 func (p *pool) pick(exclude *target) *target {
@@ -92,13 +98,27 @@ func (ps *pools) get(targets []string) (*pool, error) {
 	if p = ps.m[key]; p != nil {
 		return p, nil
 	}
-	p = &pool{}
+	p = &pool{lean: true}
 	for _, s := range targets {
 		u, err := url.Parse(s)
 		if err != nil {
 			return nil, err
 		}
-		p.targets = append(p.targets, &target{url: u})
+		t := &target{url: u, addr: u.Host}
+		if u.Port() == "" {
+			port := "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+			t.addr = net.JoinHostPort(u.Hostname(), port)
+		}
+		if u.Path != "" && u.Path != "/" {
+			t.basePath = strings.TrimSuffix(u.Path, "/")
+		}
+		if u.Scheme != "http" {
+			p.lean = false
+		}
+		p.targets = append(p.targets, t)
 	}
 	if ps.m == nil {
 		ps.m = map[string]*pool{}

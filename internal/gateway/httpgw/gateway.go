@@ -59,9 +59,10 @@ type Publisher interface {
 
 // Gateway is the HTTP data-plane handler.
 type Gateway struct {
-	o        Options
-	proxy    *httputil.ReverseProxy
-	pools    pools
+	o             Options
+	proxy         *httputil.ReverseProxy
+	headerTimeout time.Duration
+	pools         pools
 	metrics  sync.Map // *policy.Route -> *telemetry.RouteMetrics
 	metricsN atomic.Int64
 }
@@ -71,7 +72,10 @@ func New(o Options) *Gateway {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{o: o}
+	g := &Gateway{o: o, headerTimeout: o.UpstreamTimeout}
+	if g.headerTimeout <= 0 {
+		g.headerTimeout = 30 * time.Second
+	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// The balancer sets scheme and host per attempt; keep the path.
@@ -236,6 +240,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Set("X-Fleetgate-Subject", d.Principal.Subject)
 	r.Header.Del("Authorization")
 	r.Header.Del(rt.APIKeyHeader())
+	if p.lean && leanEligible(r) {
+		status := g.proxyLean(w, r, reqID, rt, p, req.Body, clientIP)
+		g.record(rt, status, start, r, d.Principal)
+		return
+	}
 	// One context value carries what the balancer and the error handler
 	// need. The upstream's answer is bounded by the transport's
 	// ResponseHeaderTimeout, not by a per-request timer: a timer per request
@@ -323,6 +332,16 @@ func (g *Gateway) problem(w http.ResponseWriter, r *http.Request, reqID string, 
 
 func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	info, _ := r.Context().Value(reqInfoKey{}).(*reqInfo)
+	var rt *policy.Route
+	if info != nil {
+		rt = info.route
+	}
+	g.answerUpstreamError(w, r, rt, err)
+}
+
+// answerUpstreamError answers a failed upstream exchange (502, 503 or 504)
+// and returns the status; 0 when the client went away and nothing was sent.
+func (g *Gateway) answerUpstreamError(w http.ResponseWriter, r *http.Request, rt *policy.Route, err error) int {
 	status, kind, detail := http.StatusBadGateway, "connect", "the upstream could not be reached"
 	switch {
 	case errors.Is(err, errNoHealthy):
@@ -330,13 +349,14 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		status, kind, detail = http.StatusGatewayTimeout, "timeout", "the upstream did not answer in time"
 	case errors.Is(err, context.Canceled):
-		return // the client went away
+		return 0 // the client went away
 	}
-	if info != nil && g.o.Metrics != nil {
-		g.o.Metrics.UpstreamError(info.route.API, info.route.Version, kind)
+	if rt != nil && g.o.Metrics != nil {
+		g.o.Metrics.UpstreamError(rt.API, rt.Version, kind)
 	}
 	g.o.Logger.Warn("upstream error", "kind", kind, "err", err.Error(), "request_id", r.Header.Get("X-Request-Id"))
 	g.problem(w, r, r.Header.Get("X-Request-Id"), status, "upstream-"+kind, http.StatusText(status), detail, "")
+	return status
 }
 
 // maxCheckedResponse bounds the responses read for log-only validation;
@@ -349,23 +369,35 @@ const maxCheckedResponse = 1 << 20
 // seen before it is enforced.
 func (g *Gateway) checkResponse(res *http.Response) error {
 	info, _ := res.Request.Context().Value(reqInfoKey{}).(*reqInfo)
-	if info == nil || info.route.ValidateResponses != "log" || info.route.Validator == nil {
+	if info == nil {
 		return nil
 	}
-	if res.ContentLength > maxCheckedResponse {
+	return g.checkRouteResponse(info.route, res)
+}
+
+// checkRouteResponse is checkResponse for a known route. A body larger
+// than maxCheckedResponse is relayed whole, unchecked.
+func (g *Gateway) checkRouteResponse(rt *policy.Route, res *http.Response) error {
+	if rt.ValidateResponses != "log" || rt.Validator == nil || res.ContentLength > maxCheckedResponse {
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxCheckedResponse+1))
-	res.Body.Close()
+	orig := res.Body
+	body, err := io.ReadAll(io.LimitReader(orig, maxCheckedResponse+1))
 	if err != nil {
 		return err
 	}
-	res.Body = io.NopCloser(bytes.NewReader(body))
 	if len(body) > maxCheckedResponse {
+		res.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), orig), orig}
 		return nil
 	}
-	if verr := info.route.Validator.ValidateResponse(res.StatusCode, res.Header.Get("Content-Type"), body); verr != nil {
-		rt := info.route
+	res.Body = struct {
+		io.Reader
+		io.Closer
+	}{bytes.NewReader(body), orig}
+	if verr := rt.Validator.ValidateResponse(res.StatusCode, res.Header.Get("Content-Type"), body); verr != nil {
 		g.o.Logger.Warn("response does not match the API description", "api", rt.API, "version", rt.Version,
 			"operation", rt.OperationID, "status", res.StatusCode, "pointer", verr.Pointer, "detail", verr.Detail,
 			"request_id", res.Request.Header.Get("X-Request-Id"))

@@ -45,7 +45,7 @@ type harness struct {
 	use *usage.Recorder
 }
 
-func newHarness(t *testing.T, timeout time.Duration, vs ...model.Version) *harness {
+func newHarness(t testing.TB, timeout time.Duration, vs ...model.Version) *harness {
 	t.Helper()
 	c := ratelimit.NewLocal(ratelimit.LocalOptions{})
 	t.Cleanup(func() { c.Close() })
@@ -57,7 +57,7 @@ func newHarness(t *testing.T, timeout time.Duration, vs ...model.Version) *harne
 	return h
 }
 
-func (h *harness) swap(t *testing.T, vs ...model.Version) {
+func (h *harness) swap(t testing.TB, vs ...model.Version) {
 	t.Helper()
 	s := policy.Compile(&policy.Input{Versions: vs}, nil)
 	if len(s.Warnings) > 0 {
