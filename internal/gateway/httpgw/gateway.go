@@ -63,8 +63,8 @@ type Gateway struct {
 	proxy         *httputil.ReverseProxy
 	headerTimeout time.Duration
 	pools         pools
-	metrics  sync.Map // *policy.Route -> *telemetry.RouteMetrics
-	metricsN atomic.Int64
+	metrics       sync.Map // *policy.Route -> *telemetry.RouteMetrics
+	metricsN      atomic.Int64
 }
 
 // New builds a gateway.
