@@ -150,7 +150,8 @@ type activation struct {
 	p      *Principal
 	rt     *Route
 	r      *Request
-	params map[string]string
+	pm     map[string]string // recycled storage for the parameters
+	filled bool              // pm holds r.Params
 	req    *RequestView
 	in     validate.Input // storage for the validator's input
 }
@@ -169,10 +170,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case "device":
 		return deviceView(a.p), true
 	case "params":
-		if a.params == nil {
-			a.params = paramMap(a.r.Params)
-		}
-		return a.params, true
+		return a.paramMap(), true
 	}
 	return nil, false
 }
@@ -192,6 +190,21 @@ func (p *Principal) celValue() ref.Val {
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
+
+// paramMap returns the request's parameters by name, shared by the rules
+// and the validator.
+func (a *activation) paramMap() map[string]string {
+	if !a.filled {
+		if a.pm == nil {
+			a.pm = make(map[string]string, len(a.r.Params))
+		}
+		for _, p := range a.r.Params {
+			a.pm[p.Name] = p.Value
+		}
+		a.filled = true
+	}
+	return a.pm
+}
 
 var errNotBool = errors.New("rule did not evaluate to bool")
 

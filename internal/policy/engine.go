@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -105,10 +106,21 @@ func (e *Engine) Decide(ctx context.Context, s *Snapshot, r *Request) Decision {
 			return d
 		}
 	}
-	act := activation{p: p, rt: rt, r: r}
+	validating := rt.Validator != nil && r.Protocol == HTTP
+	if len(rt.rules) == 0 && !validating && !(rt.Payload != nil && r.Protocol == MQTT && r.Action == "publish") {
+		d.Status = Allow
+		return d
+	}
+	// The evaluation state (CEL activation, parameter map, validator input)
+	// is recycled: nothing evaluated here keeps a reference to it, and a
+	// fresh one per request was three of the decision's allocations.
+	es := evalStates.Get().(*evalState)
+	defer es.release()
+	act := &es.act
+	*act = activation{p: p, rt: rt, r: r, pm: es.params}
 	if len(rt.rules) > 0 {
 		for _, ru := range rt.rules {
-			ok, err := ru.eval(&act)
+			ok, err := ru.eval(act)
 			if err != nil {
 				d.Status, d.Reason, d.Detail = Forbidden, ReasonRuleError, "an authorization rule could not be evaluated"
 				return d
@@ -119,15 +131,12 @@ func (e *Engine) Decide(ctx context.Context, s *Snapshot, r *Request) Decision {
 			}
 		}
 	}
-	if rt.Validator != nil && r.Protocol == HTTP {
+	if validating {
 		if int64(len(r.Body)) > rt.Validator.MaxBodyBytes() {
 			d.Status, d.Reason, d.Detail, d.Pointer = TooLarge, ReasonInvalid, "request body too large", "/body"
 			return d
 		}
-		if act.params == nil {
-			act.params = paramMap(r.Params)
-		}
-		act.in = validate.Input{PathParams: act.params, Query: r.Query, Header: r.Header, ContentType: r.ContentType, Body: r.Body}
+		act.in = validate.Input{PathParams: act.paramMap(), Query: r.Query, Header: r.Header, ContentType: r.ContentType, Body: r.Body}
 		if verr := rt.Validator.Validate(&act.in); verr != nil {
 			d.Status, d.Reason, d.Detail, d.Pointer = Invalid, ReasonInvalid, verr.Detail, verr.Pointer
 			return d
@@ -319,12 +328,18 @@ func bodyField(body []byte, name string) string {
 	return ""
 }
 
-func paramMap(ps []Param) map[string]string {
-	m := make(map[string]string, len(ps))
-	for _, p := range ps {
-		m[p.Name] = p.Value
-	}
-	return m
+// evalState is the recyclable per-decision evaluation state.
+type evalState struct {
+	act    activation
+	params map[string]string
+}
+
+var evalStates = sync.Pool{New: func() any { return &evalState{params: make(map[string]string, MaxParams)} }}
+
+func (es *evalState) release() {
+	clear(es.params)
+	es.act = activation{}
+	evalStates.Put(es)
 }
 
 func requestView(rt *Route, r *Request) *RequestView {

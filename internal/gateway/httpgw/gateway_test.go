@@ -152,8 +152,11 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 }
 
+// deadAddr returns an address nobody listens on. 127.0.0.3, not
+// 127.0.0.1: other tests' listeners on 127.0.0.1 can take the freed port
+// number, but they never answer on this address.
 func deadAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", "127.0.0.3:0")
 	if err != nil {
 		t.Fatal(err)
 	}
