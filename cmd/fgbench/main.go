@@ -13,6 +13,7 @@
 //	fgbench mqtt-pubsub -addr A -creds FILE -qos 0 -pid PID   publishers -> subscribers, msg/s, CPU/msg, latency
 //	fgbench mqtt-idle -addr A -n 15000 -user U -pass P        holds idle authenticated connections
 //	fgbench memstat -pid PID [-debug URL]                     resident memory (and Go heap/stacks) of a process
+//	fgbench mochi -addr A -creds FILE                         stock mochi-mqtt with its auth ledger (the floor)
 package main
 
 import (
@@ -31,7 +32,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: fgbench upstream|baseline|cpu|mqtt-pubsub|mqtt-idle|memstat ...")
+		fmt.Fprintln(os.Stderr, "usage: fgbench upstream|baseline|cpu|mqtt-pubsub|mqtt-idle|memstat|mochi ...")
 		os.Exit(2)
 	}
 	if run := command(os.Args[1]); run != nil {
@@ -95,6 +96,8 @@ func command(name string) func(args []string) error {
 		return mqttIdle
 	case "memstat":
 		return memstat
+	case "mochi":
+		return mochi
 	}
 	return nil
 }

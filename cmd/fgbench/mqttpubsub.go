@@ -117,6 +117,14 @@ func mqttPubsub(args []string) error {
 		return fmt.Errorf("creds: %d publishers for -pubs %d", len(c.pubCreds), c.pubs)
 	}
 	c.maxSample = 1 << 20
+	// A hang guard: connects, subscriptions and the run are each bounded,
+	// but a broker that accepts and then says nothing must not stall a
+	// benchmark script for good.
+	guard := time.AfterFunc(c.warmup+c.duration+2*time.Minute, func() {
+		fmt.Fprintln(os.Stderr, "fgbench: mqtt-pubsub did not finish in time")
+		os.Exit(1)
+	})
+	defer guard.Stop()
 	res, err := runPubsub(c)
 	if err != nil {
 		return err
