@@ -5,6 +5,15 @@
 //	fgbench upstream -addr 127.0.0.1:9101
 //	fgbench baseline -addr 127.0.0.1:9102 -target http://127.0.0.1:9101
 //	fgbench cpu PID...   prints utime+stime of each process in microseconds
+//
+// and of the MQTT benchmark (scripts/bench-mqtt), a cheap hand-written
+// MQTT client (mqttwire.go) so that the generator leaves the shared cores
+// to the broker it measures:
+//
+//	fgbench mqtt-pubsub -addr A -creds FILE -qos 0 -pid PID   publishers -> subscribers, msg/s, CPU/msg, latency
+//	fgbench mqtt-idle -addr A -n 15000 -user U -pass P        holds idle authenticated connections
+//	fgbench memstat -pid PID [-debug URL]                     resident memory (and Go heap/stacks) of a process
+//	fgbench mochi -addr A -creds FILE                         stock mochi-mqtt with its auth ledger (the floor)
 package main
 
 import (
@@ -23,8 +32,15 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: fgbench upstream|baseline|cpu ...")
+		fmt.Fprintln(os.Stderr, "usage: fgbench upstream|baseline|cpu|mqtt-pubsub|mqtt-idle|memstat|mochi ...")
 		os.Exit(2)
+	}
+	if run := command(os.Args[1]); run != nil {
+		if err := run(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "fgbench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:9101", "listen address")
@@ -69,6 +85,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fgbench:", err)
 		os.Exit(1)
 	}
+}
+
+// command returns the subcommand with flags of its own named name, or nil.
+func command(name string) func(args []string) error {
+	switch name {
+	case "mqtt-pubsub":
+		return mqttPubsub
+	case "mqtt-idle":
+		return mqttIdle
+	case "memstat":
+		return memstat
+	case "mochi":
+		return mochi
+	}
+	return nil
 }
 
 func serve(addr string, h http.Handler) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetgate/fleetgate/internal/policy"
+	"github.com/fleetgate/fleetgate/internal/telemetry"
 )
 
 // Limits that keep one client from costing the gateway unbounded work or
@@ -128,6 +129,37 @@ type session struct {
 type publishScratch struct {
 	req  policy.Request
 	pbuf [policy.MaxParams]policy.Param
+
+	// The route of the last topic published, matched in snap: a device
+	// publishes on the same few topics all its life, so the topic match
+	// (and the route's metrics handle) is reused until the topic changes
+	// or a new snapshot is installed. Every publish is still decided by
+	// the engine; only the lookup that depends on nothing but (snapshot,
+	// topic) is skipped. topic is an owned copy the cached params alias.
+	snap    *policy.Snapshot
+	topic   string
+	rt      *policy.Route
+	nparams int
+	metrics *telemetry.RouteMetrics
+}
+
+// route returns the publish route of topic in snap and its parameters,
+// from the one-entry cache when it holds this topic for this snapshot.
+func (sc *publishScratch) route(snap *policy.Snapshot, topic string) (*policy.Route, []policy.Param) {
+	if sc.snap == snap && sc.topic == topic && sc.rt != nil {
+		return sc.rt, sc.pbuf[:sc.nparams]
+	}
+	sc.snap, sc.rt, sc.metrics = nil, nil, nil
+	rt, params := snap.MatchMQTT("publish", topic, sc.pbuf[:0])
+	if rt == nil || len(topic) > maxCachedTopic {
+		return rt, params
+	}
+	// Parameters alias the topic they were matched in: match again in a
+	// copy that the cache owns, so they stay valid after this packet.
+	owned := strings.Clone(topic)
+	rt, params = snap.MatchMQTT("publish", owned, sc.pbuf[:0])
+	sc.snap, sc.topic, sc.rt, sc.nparams = snap, owned, rt, len(params)
+	return rt, params
 }
 
 // clientIDBound reports whether a client id belongs to principal p: the id
@@ -276,13 +308,13 @@ func (g *Gateway) decidePublish(ctx context.Context, s *session, topic string, p
 	if s.pub == nil {
 		s.pub = new(publishScratch)
 	}
-	rt, params := snap.MatchMQTT("publish", topic, s.pub.pbuf[:0])
+	rt, params := s.pub.route(snap, topic)
 	if rt == nil {
 		if g.o.Usage != nil {
 			g.o.Usage.Shadow("mqtt", "publish", topic, s.principal.Subject, start)
 		}
 		d := policy.Decision{Status: policy.NotFound, Reason: policy.ReasonNoRoute, Detail: "no published API declares publish " + topic}
-		g.record(&d, s, codeNotAuthorized.Code, start)
+		g.record(&d, s, codeNotAuthorized.Code, start, nil)
 		return d
 	}
 	req := &s.pub.req
@@ -300,7 +332,14 @@ func (g *Gateway) decidePublish(ctx context.Context, s *session, topic string, p
 	} else if g.o.Forward != nil && len(rt.Upstream) > 0 {
 		g.o.Forward(rt, topic, s.principal.Subject, payload, start)
 	}
-	g.record(&d, s, code, start)
+	var m *telemetry.RouteMetrics
+	if g.o.Metrics != nil && s.pub.rt == rt && d.Route == rt {
+		if s.pub.metrics == nil {
+			s.pub.metrics = g.o.Metrics.Route("mqtt", rt.API, rt.Version, rt.OperationID)
+		}
+		m = s.pub.metrics
+	}
+	g.record(&d, s, code, start, m)
 	return d
 }
 
@@ -355,7 +394,7 @@ func (g *Gateway) decideFilter(ctx context.Context, s *session, filter string, m
 				g.o.Usage.Shadow("mqtt", "subscribe", filter, s.principal.Subject, start)
 			}
 			d := policy.Decision{Status: policy.NotFound, Reason: policy.ReasonNoRoute}
-			g.record(&d, s, codeNotAuthorized.Code, start)
+			g.record(&d, s, codeNotAuthorized.Code, start, nil)
 		}
 		return codeNotAuthorized
 	}
@@ -373,7 +412,7 @@ func (g *Gateway) decideFilter(ctx context.Context, s *session, filter string, m
 			code = codeFor(d.Status).Code
 		}
 		if metered {
-			g.record(&d, s, code, start)
+			g.record(&d, s, code, start, nil)
 		}
 		if code != 0 {
 			return codeFor(d.Status)
@@ -476,11 +515,14 @@ func reservedKey(k string) bool {
 }
 
 // record feeds metrics and usage with one decision. The metrics "status"
-// label of MQTT is the reason code (0 for success).
-func (g *Gateway) record(d *policy.Decision, s *session, code byte, start time.Time) {
+// label of MQTT is the reason code (0 for success). m, when not nil, is
+// the cached metrics handle of d.Route.
+func (g *Gateway) record(d *policy.Decision, s *session, code byte, start time.Time, m *telemetry.RouteMetrics) {
 	rt := d.Route
 	if g.o.Metrics != nil {
-		if rt != nil {
+		if m != nil {
+			m.Observe(int(code), time.Since(start))
+		} else if rt != nil {
 			g.o.Metrics.Request("mqtt", rt.API, rt.Version, rt.OperationID, int(code), time.Since(start))
 		} else {
 			g.o.Metrics.Request("mqtt", "", "", "", int(code), time.Since(start))
