@@ -66,7 +66,10 @@ func testVersionUsage(t *testing.T, s store.Store) {
 		return tx.AddVersionUsage([]model.VersionUsage{{TenantID: "a", VersionID: "v1", Consumer: "app:billing", Count: 4, LastSeen: t0}})
 	})
 	var got []model.VersionUsage
-	_ = s.View(ctx, func(tx store.Tx) (err error) { got, err = tx.ListVersionUsage("a", store.UsageFilter{VersionID: "v1"}); return })
+	_ = s.View(ctx, func(tx store.Tx) (err error) {
+		got, err = tx.ListVersionUsage("a", store.UsageFilter{VersionID: "v1"})
+		return
+	})
 	want := "device:m-1 em-300 1.2.0 10 " + t0.String() + "|app:billing   9 " + t1.String() + "|"
 	if s := usageString(got); s != want {
 		t.Fatalf("usage of v1:\n got %s\nwant %s", s, want)
@@ -106,7 +109,10 @@ func testVersionUsage(t *testing.T, s store.Store) {
 		t.Fatalf("big batch: %d rows", len(got))
 	}
 	mustUpdate(t, s, func(tx store.Tx) error { return tx.DeleteTenant("b") })
-	_ = s.View(ctx, func(tx store.Tx) (err error) { got, err = tx.ListVersionUsage("b", store.UsageFilter{Limit: -1}); return })
+	_ = s.View(ctx, func(tx store.Tx) (err error) {
+		got, err = tx.ListVersionUsage("b", store.UsageFilter{Limit: -1})
+		return
+	})
 	if len(got) != 0 {
 		t.Fatalf("usage kept after the tenant was deleted: %d", len(got))
 	}
