@@ -98,7 +98,9 @@ type SettingError struct {
 // would silently never apply.
 func ValidateSettings(s *model.GovernanceSettings, apiExists func(name string) (bool, error)) ([]SettingError, error) {
 	var errs []SettingError
-	add := func(ptr, format string, args ...any) { errs = append(errs, SettingError{Pointer: ptr, Detail: fmt.Sprintf(format, args...)}) }
+	add := func(ptr, format string, args ...any) {
+		errs = append(errs, SettingError{Pointer: ptr, Detail: fmt.Sprintf(format, args...)})
+	}
 	known := map[string]bool{}
 	var names []string
 	for _, r := range lint.Rules() {

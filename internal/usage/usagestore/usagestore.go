@@ -135,3 +135,25 @@ func sortEntries(es []usage.UseEntry) {
 		return a.Firmware < b.Firmware
 	})
 }
+
+// Loop flushes every interval until ctx ends; the caller flushes once more
+// after the data plane stopped (Flush), so nothing counted is lost on a
+// clean shutdown. onErr (may be nil) hears about failed flushes, which the
+// next tick retries.
+func (f *Flusher) Loop(ctx context.Context, every time.Duration, onErr func(error)) {
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := f.Flush(ctx); err != nil && onErr != nil && ctx.Err() == nil {
+				onErr(err)
+			}
+		}
+	}
+}
