@@ -181,3 +181,29 @@ func TestConcurrentRecordAndFlush(t *testing.T) {
 		t.Fatalf("persisted %d calls, recorded %d", total, workers*calls)
 	}
 }
+
+// BenchmarkFlush measures flushing 10,000 pending entries to SQLite by
+// batch size: compare the ratio between sizes within one run.
+func BenchmarkFlush(b *testing.B) {
+	for _, batch := range []int{50, 500} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			s, err := sqlite.Open(ctx, b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			rec := usage.New()
+			f := &usagestore.Flusher{Recorder: rec, Store: s, Batch: batch}
+			now := time.Now()
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				for j := 0; j < 10000; j++ {
+					rec.Use("acme", "v1", fmt.Sprintf("app:%05d", j), "", "", now)
+				}
+				if n, err := f.Flush(ctx); err != nil || n != 10000 {
+					b.Fatalf("flush: %d, %v", n, err)
+				}
+			}
+		})
+	}
+}
