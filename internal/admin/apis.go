@@ -477,6 +477,8 @@ func (s *Server) transition(w http.ResponseWriter, r *http.Request, p *principal
 	var out struct {
 		Version    *model.Version    `json:"version"`
 		Transition *model.Transition `json:"transition"`
+		// Warnings do not refuse the transition (near-duplicates).
+		Warnings []lifecycle.Warning `json:"warnings,omitempty"`
 	}
 	err := s.mutate(r.Context(), p, func(tx store.Tx, rec *model.AuditRecord) error {
 		_, v, err := loadVersion(tx, p, r)
@@ -485,14 +487,23 @@ func (s *Server) transition(w http.ResponseWriter, r *http.Request, p *principal
 		}
 		rec.BeforeDigest = audit.Digest(v)
 		from := v.State
-		t, err := s.lc.Transition(tx, &lifecycle.Request{Version: v, To: b.To, Actor: p.op, ActorName: p.actor,
-			Reason: b.Reason, Sunset: b.Sunset, Successor: b.Successor, Force: b.Force, Now: now()}, newID())
+		req := &lifecycle.Request{Version: v, To: b.To, Actor: p.op, ActorName: p.actor,
+			Reason: b.Reason, Sunset: b.Sunset, Successor: b.Successor, Force: b.Force, Now: now()}
+		t, err := s.lc.Transition(tx, req, newID())
 		if err != nil {
 			return err
 		}
-		out.Version, out.Transition = v, t
+		out.Version, out.Transition, out.Warnings = v, t, req.Warnings
 		rec.Action, rec.ObjectType, rec.ObjectID, rec.AfterDigest = "version.transition", "version", v.APIName+"/"+v.Label, audit.Digest(v)
-		rec.Detail = jsonDetail(map[string]any{"from": from, "to": b.To, "reason": b.Reason, "forced": b.Force})
+		detail := map[string]any{"from": from, "to": b.To, "reason": b.Reason, "forced": b.Force}
+		if len(req.Warnings) > 0 { // reviewers see what was accepted despite warnings
+			checks := make([]string, len(req.Warnings))
+			for i, w := range req.Warnings {
+				checks[i] = w.Check
+			}
+			detail["warnings"] = checks
+		}
+		rec.Detail = jsonDetail(detail)
 		return nil
 	})
 	if err != nil {

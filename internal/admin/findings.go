@@ -125,6 +125,12 @@ func (s *Server) securityFindings(w http.ResponseWriter, r *http.Request, p *pri
 				}
 			}
 		}
+		if f, err := s.pastSunsetFinding(tx, p.tenant, now); err != nil || f != nil {
+			if err != nil {
+				return err
+			}
+			add(*f)
+		}
 		if len(unbound) > 0 {
 			add(Finding{ID: "over-broad-authorization", Severity: "high", Title: fmt.Sprintf("%d operation(s) accept any object identifier or topic", len(unbound)),
 				Objects: unbound, Fix: "bind the identifier to the caller (policy bindings) or add a rule that uses it"})

@@ -14,6 +14,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/spec/lint"
 	"github.com/fleetgate/fleetgate/internal/store"
 	"github.com/fleetgate/fleetgate/internal/usage"
+	"github.com/fleetgate/fleetgate/internal/usage/usagestore"
 )
 
 // InventoryOperation is one exposed operation.
@@ -69,8 +70,18 @@ func (inventoryJWT) Verify(string, time.Time) (map[string]any, error) {
 
 func (s *Server) inventory(w http.ResponseWriter, r *http.Request, p *principal) error {
 	var live []model.Version
+	var used []usage.UseEntry
+	var set lifecycle.Settings
 	if err := s.st.View(r.Context(), func(tx store.Tx) (err error) {
 		live, err = tx.ListVersionsByState(p.tenant, model.StatePublished, model.StateDeprecated, model.StateBlocked)
+		if err != nil {
+			return err
+		}
+		if set, err = s.gov.Settings(tx, p.tenant); err != nil {
+			return err
+		}
+		// Persisted usage plus what is not flushed yet: it survives restarts.
+		used, err = usagestore.Read(tx, s.usage, p.tenant, "", time.Time{})
 		return err
 	}); err != nil {
 		return err
@@ -78,23 +89,18 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request, p *principal)
 	inv := Inventory{Tenant: p.tenant, Operations: []InventoryOperation{}, PastSunset: []InventoryOperation{}, Findings: []InventoryFinding{}, Shadow: []usage.ShadowEntry{}}
 	snap := policy.Compile(&policy.Input{Versions: live}, func(*model.JWTPolicy) (policy.JWTVerifier, error) { return inventoryJWT{}, nil })
 	uses := map[string]usage.UseEntry{}
-	if s.usage != nil {
-		for _, u := range s.usage.UseEntries() {
-			if u.Tenant != p.tenant {
-				continue
-			}
-			agg := uses[u.VersionID]
-			agg.Count += u.Count
-			if u.LastSeen.After(agg.LastSeen) {
-				agg.LastSeen = u.LastSeen
-			}
-			uses[u.VersionID] = agg
+	for _, u := range used {
+		agg := uses[u.VersionID]
+		agg.Count += u.Count
+		if u.LastSeen.After(agg.LastSeen) {
+			agg.LastSeen = u.LastSeen
 		}
-		// Shadow traffic is not attributable to a tenant before routing, so
-		// only system operators see it.
-		if p.op.System {
-			inv.Shadow = s.usage.ShadowEntries()
-		}
+		uses[u.VersionID] = agg
+	}
+	// Shadow traffic is not attributable to a tenant before routing, so
+	// only system operators see it.
+	if p.op.System && s.usage != nil {
+		inv.Shadow = s.usage.ShadowEntries()
 	}
 	now := time.Now()
 	for _, rt := range snap.Routes() {
@@ -128,7 +134,7 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request, p *principal)
 		if err != nil {
 			continue
 		}
-		for _, f := range lint.Lint(doc, &v.Policy, lifecycle.LintConfig(&v.Policy)) {
+		for _, f := range lint.Lint(doc, &v.Policy, set.LintConfig(&v.Policy)) {
 			inv.Findings = append(inv.Findings, InventoryFinding{API: v.APIName, Version: v.Label, Finding: f})
 		}
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	OnChange func()
 	// Usage is the data plane's traffic record, for the inventory.
 	Usage *usage.Recorder
+	// Governance gives the node's governance defaults (what a tenant's
+	// settings fall back to); zero: the built-in defaults.
+	Governance lifecycle.Governance
 }
 
 // Server is the admin API. Construct with New.
@@ -58,6 +61,7 @@ type Server struct {
 	metrics  *telemetry.Metrics
 	onChange func()
 	usage    *usage.Recorder
+	gov      lifecycle.Governance
 	dev      deviceState
 	routes   []route
 	mux      *http.ServeMux
@@ -104,7 +108,7 @@ type route struct {
 
 // New builds the server and its routes.
 func New(o Options) *Server {
-	s := &Server{st: o.Store, lc: o.Lifecycle, log: o.Logger, metrics: o.Metrics, onChange: o.OnChange, usage: o.Usage}
+	s := &Server{st: o.Store, lc: o.Lifecycle, log: o.Logger, metrics: o.Metrics, onChange: o.OnChange, usage: o.Usage, gov: o.Governance}
 	if s.lc == nil {
 		s.lc = lifecycle.New()
 	}
@@ -162,6 +166,7 @@ func New(o Options) *Server {
 		{"GET", "/security/findings", s.securityFindings},
 	}
 	s.routes = append(s.routes, s.deviceRoutes()...)
+	s.routes = append(s.routes, s.governanceRoutes()...)
 	mux := http.NewServeMux()
 	for _, rt := range s.routes {
 		mux.Handle(rt.method+" "+Prefix+rt.path, s.handle(rt.h))

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/store/sqlite"
 	"github.com/fleetgate/fleetgate/internal/telemetry"
 	"github.com/fleetgate/fleetgate/internal/usage"
+	"github.com/fleetgate/fleetgate/internal/usage/usagestore"
 )
 
 // App is a running (or ready to run) Fleetgate node.
@@ -60,6 +62,10 @@ type App struct {
 	bgCtx     context.Context
 	bgCancel  context.CancelFunc
 	bgDone    chan struct{}
+	// Governance loops: usage persistence and the sunset sweeper.
+	flusher *usagestore.Flusher
+	sweeper *lifecycle.SunsetSweeper
+	govLoop sync.WaitGroup
 }
 
 // New opens the store (applying migrations), bootstraps the first tenant and
@@ -138,7 +144,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 			return nil, fmt.Errorf("FLEETGATE_DEVICE_KEK: %w", err)
 		}
 	}
-	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: lifecycle.New(lifecycle.Governance{Usage: a.usage}.Checks()...), Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage})
+	gov := lifecycle.Governance{Usage: a.usage}
+	machine := lifecycle.New(gov.Checks()...)
+	a.flusher = &usagestore.Flusher{Recorder: a.usage, Store: a.store}
+	a.sweeper = newSweeper(a, machine)
+	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: machine, Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage, Governance: gov})
 	a.admin.SetDeviceOptions(admin.DeviceOptions{KEK: kek})
 	mux := http.NewServeMux()
 	mux.Handle(admin.Prefix+"/", a.admin)
@@ -188,6 +198,7 @@ func (a *App) Start() error {
 	if err := a.startDataPlane(); err != nil {
 		return err
 	}
+	a.startGovernance()
 	go func() {
 		if err := a.adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("admin listener stopped", "err", err)
@@ -232,6 +243,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.bgCancel()
 	if a.adminLn != nil {
 		<-a.bgDone
+	}
+	a.govLoop.Wait()
+	// The data plane has stopped: the last calls are persisted now.
+	if _, err := a.flusher.Flush(context.WithoutCancel(ctx)); err != nil {
+		errs = append(errs, fmt.Errorf("flush usage: %w", err))
 	}
 	if a.forwarder != nil {
 		a.forwarder.Wait()

@@ -55,6 +55,10 @@ type Config struct {
 	// DeviceKEK seals tenant CA private keys (base64 of 32 bytes; env
 	// FLEETGATE_DEVICE_KEK only, like the admin token: never a flag).
 	DeviceKEK string
+	// UsageFlushInterval is how often per-version usage is written to the
+	// store; SunsetSweepInterval how often deprecated versions past their
+	// sunset are retired (or alerted on).
+	UsageFlushInterval, SunsetSweepInterval time.Duration
 	// AdminToken presets the bootstrap admin token (env
 	// FLEETGATE_ADMIN_TOKEN only: secrets do not belong in flags, which
 	// show up in process listings).
@@ -64,18 +68,20 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		DataDir:           "./fleetgate-data",
-		AdminAddr:         "127.0.0.1:9400",
-		Store:             "sqlite",
-		LogFormat:         "text",
-		LogLevel:          "info",
-		ShutdownTimeout:   15 * time.Second,
-		HTTPAddr:          "127.0.0.1:8080",
-		ClientAuth:        "request",
-		AccessLog:         true,
-		RateLimitMax:      1_000_000,
-		MQTTMaxPacketSize: 256 << 10,
-		MQTTForbidden311:  "disconnect",
+		DataDir:             "./fleetgate-data",
+		AdminAddr:           "127.0.0.1:9400",
+		Store:               "sqlite",
+		LogFormat:           "text",
+		LogLevel:            "info",
+		ShutdownTimeout:     15 * time.Second,
+		HTTPAddr:            "127.0.0.1:8080",
+		ClientAuth:          "request",
+		AccessLog:           true,
+		RateLimitMax:        1_000_000,
+		MQTTMaxPacketSize:   256 << 10,
+		MQTTForbidden311:    "disconnect",
+		UsageFlushInterval:  30 * time.Second,
+		SunsetSweepInterval: time.Hour,
 	}
 }
 
@@ -105,6 +111,8 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Int("mqtt-max-packet-size", d.MQTTMaxPacketSize, "largest MQTT packet accepted, in bytes")
 	fs.String("mqtt-forbidden-311", d.MQTTForbidden311, "a forbidden PUBLISH from an MQTT 3.1.1 client: disconnect or drop")
 	fs.String("mqtt-upstream-username", d.MQTTUpstreamUser, "the gateway's user name at the external broker (password: FLEETGATE_MQTT_UPSTREAM_PASSWORD)")
+	fs.Duration("usage-flush-interval", d.UsageFlushInterval, "how often per-version usage (for usage-aware retirement) is written to the store")
+	fs.Duration("sunset-sweep-interval", d.SunsetSweepInterval, "how often deprecated versions past their sunset are retired, or alerted on when still called")
 	fs.String("debug-addr", d.DebugAddr, "listen address of the Go profiler (/debug/pprof); keep it on loopback; empty disables it")
 }
 
@@ -133,6 +141,8 @@ type fileConfig struct {
 	MQTTUpstreamUser *string `yaml:"mqtt_upstream_username"`
 	MQTTMaxPacket    *string `yaml:"mqtt_max_packet_size"`
 	MQTTForbidden311 *string `yaml:"mqtt_forbidden_311"`
+	UsageFlush       *string `yaml:"usage_flush_interval"`
+	SunsetSweep      *string `yaml:"sunset_sweep_interval"`
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -151,7 +161,8 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	}
 	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout",
 		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr", "rate-limit-redis",
-		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username", "mqtt-max-packet-size", "mqtt-forbidden-311"} {
+		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username", "mqtt-max-packet-size", "mqtt-forbidden-311",
+		"usage-flush-interval", "sunset-sweep-interval"} {
 		if v := getenv("FLEETGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
 			set[name] = v
 		}
@@ -220,6 +231,16 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("mqtt-forbidden-311 %q: want disconnect or drop", v)
 			}
 			c.MQTTForbidden311 = v
+		case "usage-flush-interval", "sunset-sweep-interval":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d > 24*time.Hour {
+				return c, fmt.Errorf("%s %q: want a duration from 1s to 24h", name, v)
+			}
+			if name == "usage-flush-interval" {
+				c.UsageFlushInterval = d
+			} else {
+				c.SunsetSweepInterval = d
+			}
 		case "rate-limit-max-buckets":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1000 {
@@ -273,6 +294,8 @@ func loadFile(path string, set map[string]string) error {
 	put("mqtt-upstream-username", fc.MQTTUpstreamUser)
 	put("mqtt-max-packet-size", fc.MQTTMaxPacket)
 	put("mqtt-forbidden-311", fc.MQTTForbidden311)
+	put("usage-flush-interval", fc.UsageFlush)
+	put("sunset-sweep-interval", fc.SunsetSweep)
 	return nil
 }
 

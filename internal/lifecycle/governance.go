@@ -13,30 +13,27 @@ import (
 	"github.com/fleetgate/fleetgate/internal/spec/lint"
 	"github.com/fleetgate/fleetgate/internal/store"
 	"github.com/fleetgate/fleetgate/internal/usage"
+	"github.com/fleetgate/fleetgate/internal/usage/usagestore"
 )
 
-// Governance holds the settings of the governance checks.
+// Governance holds the node-wide defaults of the governance checks; each
+// tenant adjusts them with its stored settings (see Settings), read inside
+// every transition's transaction.
 type Governance struct {
-	// Budget is the maximum number of active (published + deprecated)
-	// versions per API (default 2).
+	// Budget is the default maximum number of active (published +
+	// deprecated) versions per API (0: DefaultBudget).
 	Budget int
-	// RetireWindow: a version called within this window may not be retired
-	// without force (default 30 days).
+	// RetireWindow is the default window within which a call to a version
+	// refuses its retirement without force (0: DefaultRetireWindow).
 	RetireWindow time.Duration
-	// Usage is where traffic per version is read from (nil: no usage
-	// known, retirement is never refused for traffic).
+	// Usage holds the calls not yet flushed to the store; the retirement
+	// check reads the store's usage plus these (nil: the store's only).
 	Usage *usage.Recorder
 }
 
 // Checks returns the governance checks in the order they run.
 func (g Governance) Checks() []Check {
-	if g.Budget <= 0 {
-		g.Budget = 2
-	}
-	if g.RetireWindow <= 0 {
-		g.RetireWindow = 30 * 24 * time.Hour
-	}
-	return []Check{lintOnSubmit, breakingOnSubmit, g.budgetOnPublish, collisionsOnPublish, g.retireWhenUnused}
+	return []Check{g.lintOnSubmit, breakingOnSubmit, nearDuplicatesOnSubmit, g.budgetOnPublish, collisionsOnPublish, g.retireWhenUnused}
 }
 
 // liveStates are the states whose routes the data plane serves.
@@ -44,7 +41,7 @@ var liveStates = []model.State{model.StatePublished, model.StateDeprecated, mode
 
 // lintOnSubmit runs the security ruleset when a draft is submitted; errors
 // block submission, and every finding is returned with the refusal.
-func lintOnSubmit(_ store.Tx, r *Request) error {
+func (g Governance) lintOnSubmit(tx store.Tx, r *Request) error {
 	if r.To != model.StateInReview || r.Version.Spec == nil {
 		return nil
 	}
@@ -52,7 +49,11 @@ func lintOnSubmit(_ store.Tx, r *Request) error {
 	if err != nil {
 		return &CheckError{Check: "spec", Detail: err.Error(), Field: "/spec"}
 	}
-	fs := lint.Lint(doc, &r.Version.Policy, LintConfig(&r.Version.Policy))
+	set, err := g.Settings(tx, r.Version.TenantID)
+	if err != nil {
+		return err
+	}
+	fs := lint.Lint(doc, &r.Version.Policy, set.LintConfig(&r.Version.Policy))
 	if !lint.HasErrors(fs) {
 		return nil
 	}
@@ -69,7 +70,8 @@ func lintOnSubmit(_ store.Tx, r *Request) error {
 	return &CheckError{Check: "lint", Detail: fmt.Sprintf("%d lint error(s) block submission: %s", n, strings.Join(first, "; ")), Data: fs}
 }
 
-// LintConfig is the lint configuration a version carries: its waivers.
+// LintConfig is the lint configuration a version carries: its waivers
+// (Settings.LintConfig adds the tenant's rule levels).
 func LintConfig(p *model.Policy) lint.Config {
 	var c lint.Config
 	for _, w := range p.LintWaivers {
@@ -136,6 +138,11 @@ func (g Governance) budgetOnPublish(tx store.Tx, r *Request) error {
 	if r.To != model.StatePublished || r.Version.State != model.StateInReview {
 		return nil
 	}
+	set, err := g.Settings(tx, r.Version.TenantID)
+	if err != nil {
+		return err
+	}
+	budget := set.BudgetFor(r.Version.APIName)
 	vs, err := tx.ListVersions(r.Version.TenantID, r.Version.APIID, store.Page{Limit: 1000})
 	if err != nil {
 		return err
@@ -146,13 +153,13 @@ func (g Governance) budgetOnPublish(tx store.Tx, r *Request) error {
 			active = append(active, v.Label+" ("+string(v.State)+")")
 		}
 	}
-	if len(active) < g.Budget {
+	if len(active) < budget {
 		return nil
 	}
 	sort.Strings(active)
 	return &CheckError{Check: "version-budget", Data: active,
 		Detail: fmt.Sprintf("API %s already has %d active versions (budget %d): %s; deprecate and retire one first",
-			r.Version.APIName, len(active), g.Budget, strings.Join(active, ", "))}
+			r.Version.APIName, len(active), budget, strings.Join(active, ", "))}
 }
 
 // collisionsOnPublish refuses a version whose operations collide with a
@@ -221,16 +228,17 @@ func surface(v *model.Version) map[string]string {
 
 // retireWhenUnused refuses to retire a version that still has traffic
 // within the window, naming who calls it, unless forced with a reason.
-func (g Governance) retireWhenUnused(_ store.Tx, r *Request) error {
-	if r.To != model.StateRetired || g.Usage == nil {
+func (g Governance) retireWhenUnused(tx store.Tx, r *Request) error {
+	if r.To != model.StateRetired {
 		return nil
 	}
-	since := r.Now.Add(-g.RetireWindow)
-	var callers []usage.UseEntry
-	for _, u := range g.Usage.UseEntries() {
-		if u.VersionID == r.Version.ID && u.LastSeen.After(since) {
-			callers = append(callers, u)
-		}
+	set, err := g.Settings(tx, r.Version.TenantID)
+	if err != nil {
+		return err
+	}
+	callers, err := usagestore.Read(tx, g.Usage, r.Version.TenantID, r.Version.ID, r.Now.Add(-set.RetireWindow))
+	if err != nil {
+		return err
 	}
 	if len(callers) == 0 {
 		return nil
@@ -255,5 +263,5 @@ func (g Governance) retireWhenUnused(_ store.Tx, r *Request) error {
 	}
 	return &CheckError{Check: "retire-in-use", Data: callers,
 		Detail: fmt.Sprintf("version %s was called within the last %s by %s; migrate them, or force with a reason",
-			r.Version.Label, g.RetireWindow, strings.Join(names, ", "))}
+			r.Version.Label, FormatWindow(set.RetireWindow), strings.Join(names, ", "))}
 }

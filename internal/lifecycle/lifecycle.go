@@ -93,6 +93,17 @@ type Request struct {
 	// use); it needs a reason and is audited.
 	Force bool
 	Now   time.Time
+	// Warnings collects what checks report without refusing (near-
+	// duplicate operations); the caller shows them with the answer.
+	Warnings []Warning
+}
+
+// Warning is a finding that does not refuse a transition but that
+// reviewers should see.
+type Warning struct {
+	Check  string `json:"check"`
+	Detail string `json:"detail"`
+	Data   any    `json:"data,omitempty"`
 }
 
 // Check is a governance hook, run inside the transition's transaction so it

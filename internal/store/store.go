@@ -70,6 +70,13 @@ type OwnershipFilter struct {
 	Limit                         int
 }
 
+// UsageFilter selects persisted version usage of one tenant.
+type UsageFilter struct {
+	VersionID string    // "" = every version
+	Since     time.Time // last seen at or after; zero = unbounded
+	Limit     int       // 0 = 1000; negative = no limit
+}
+
 // Tx is a transaction. Every method is tenant-scoped: an object of another
 // tenant is reported as ErrNotFound. A Tx must not be used after the
 // function given to View or Update returns.
@@ -166,6 +173,22 @@ type Tx interface {
 	// ErrNotFound when the token does not exist or was already used, so
 	// two concurrent enrollments with one token cannot both succeed.
 	UseEnrollmentToken(tenant, id string, at time.Time) error
+
+	// Governance (issue 5): per-tenant governance settings and the
+	// persisted per-version usage the retirement check reads.
+	//
+	// GetGovernanceSettings is ErrNotFound when the tenant never saved any
+	// (callers then use the defaults).
+	GetGovernanceSettings(tenant string) (*model.GovernanceSettings, error)
+	// PutGovernanceSettings creates or replaces a tenant's settings.
+	PutGovernanceSettings(s *model.GovernanceSettings) error
+	// AddVersionUsage adds each row's Count to the stored count of its key
+	// (tenant, version, consumer, model, firmware), creating it when new,
+	// and keeps the later LastSeen: rows are deltas, so several nodes
+	// sharing a store add up. Rows with the same key are merged first.
+	AddVersionUsage(rows []model.VersionUsage) error
+	// ListVersionUsage lists a tenant's usage, most calls first.
+	ListVersionUsage(tenant string, f UsageFilter) ([]model.VersionUsage, error)
 
 	AddTransition(t *model.Transition) error
 	ListTransitions(tenant, versionID string) ([]model.Transition, error)

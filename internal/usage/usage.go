@@ -50,6 +50,8 @@ type counter struct {
 	count    atomic.Int64
 	first    time.Time
 	lastSeen atomic.Int64 // unix nanoseconds
+	// flushed is the part of count already persisted (see Pending).
+	flushed atomic.Int64
 }
 
 // Recorder is safe for concurrent use. The hot path (an existing entry)
