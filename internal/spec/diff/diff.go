@@ -73,7 +73,7 @@ func (c Change) String() string {
 // caps what is left. Real descriptions need a few thousand steps. When the
 // budget runs out, Compare reports a breaking "diff-incomplete" change, so
 // an unreviewable diff is never mistaken for a safe one.
-const maxSteps = 5_000_000
+const maxSteps = 1_000_000
 
 // differ holds the state of one Compare.
 type differ struct {
