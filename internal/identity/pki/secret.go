@@ -6,6 +6,12 @@ import (
 	"fmt"
 )
 
+// Purposes of sealed secrets (the purpose argument of SealSecret).
+const (
+	PurposePSK      = "dtls-psk"
+	PurposeTokenKey = "device-token-key"
+)
+
 // SealSecret encrypts key material other than a CA key (a DTLS pre-shared
 // key, a device-token signing key) with the key-encryption key, in the
 // layout SealKey uses:
