@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetgate/fleetgate/internal/identity/devtoken"
@@ -58,6 +60,23 @@ type deviceCreds struct {
 	keys   map[string]TokenKeyInput
 	tokens map[string]*credEntry // tenant "/" jti -> entry
 	byCred map[string]*credEntry // tenant "/" principal.Credential -> entry
+	// verified caches tokens whose signature checked out (token ->
+	// *verifiedToken): an Ed25519 verification costs ~1,000 times a map
+	// lookup, and a device sends the same token for up to 24 h. The cache
+	// lives and dies with the index, so every control-plane change (a
+	// revocation, a status change) starts it empty; hits still check the
+	// token's dates and its credential.
+	verified     sync.Map
+	verifiedSize atomic.Int64
+}
+
+// maxVerified bounds the verified-token cache per snapshot (~500 bytes an
+// entry); past it tokens are verified every time, which is only slower.
+const maxVerified = 100_000
+
+type verifiedToken struct {
+	entry    *credEntry
+	nbf, exp time.Time // with devtoken.ClockSkew applied
 }
 
 type credEntry struct {
@@ -148,6 +167,13 @@ func (x *DeviceIndex) Token(token string, now time.Time) (p *Principal, ours boo
 	if x == nil || x.creds == nil || !devtoken.LooksLikeToken(token) {
 		return nil, false
 	}
+	if v, ok := x.creds.verified.Load(token); ok {
+		vt := v.(*verifiedToken)
+		if !now.Before(vt.exp) || now.Before(vt.nbf) || !vt.entry.valid(now) {
+			return nil, true
+		}
+		return vt.entry.principal, true
+	}
 	pt, err := devtoken.Parse(token)
 	if err != nil {
 		return nil, false
@@ -162,6 +188,11 @@ func (x *DeviceIndex) Token(token string, now time.Time) (p *Principal, ours boo
 	e := x.creds.tokens[k.Tenant+"/"+pt.Claims.ID]
 	if !e.valid(now) || e.principal.Device != pt.Claims.Subject {
 		return nil, true
+	}
+	if x.creds.verifiedSize.Load() < maxVerified {
+		x.creds.verifiedSize.Add(1)
+		x.creds.verified.Store(token, &verifiedToken{entry: e,
+			nbf: time.Unix(pt.Claims.NotBefore, 0).Add(-devtoken.ClockSkew), exp: time.Unix(pt.Claims.Expiry, 0).Add(devtoken.ClockSkew)})
 	}
 	return e.principal, true
 }

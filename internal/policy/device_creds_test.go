@@ -135,6 +135,22 @@ func TestDeviceTokenDecide(t *testing.T) {
 			}
 		})
 	}
+	// The second use of a token hits the snapshot's verified-token cache,
+	// which still checks the dates: past exp + skew it is refused.
+	tok := f.token(t, f.priv, "k-acme", nil)
+	for _, c := range []struct {
+		at   time.Time
+		want Status
+	}{{f.now, Allow}, {f.now, Allow}, {f.now.Add(time.Hour + devtoken.ClockSkew), Unauthenticated}, {f.now.Add(-devtoken.ClockSkew - time.Second), Unauthenticated}} {
+		rt, params := s.MatchHTTP("POST", "/v1/meters/m1/readings", nil)
+		d := eng.Decide(context.Background(), s, &Request{Protocol: HTTP, Action: "POST", Route: rt, Params: params, Credentials: Credentials{Bearer: tok}, Now: c.at})
+		if d.Status != c.want {
+			t.Fatalf("cached token at %v: %v, want %v", c.at.Sub(f.now), d.Status, c.want)
+		}
+	}
+	if _, ok := s.devices.creds.verified.Load(tok); !ok {
+		t.Fatal("verified token not cached")
+	}
 	if got := fmt.Sprint(Compile(f.in, nil).Routes()[0].AuthMethods()); got != "[device_token]" {
 		t.Fatalf("AuthMethods %s", got)
 	}
@@ -232,6 +248,41 @@ func TestSecretsNeverPrint(t *testing.T) {
 	for _, leak := range []string{string(f.pskKey), fmt.Sprintf("%x", f.pskKey), fmt.Sprint([]byte(f.pskKey)), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"} {
 		if strings.Contains(out, leak) {
 			t.Fatalf("key material printed: %s", out)
+		}
+	}
+}
+
+// BenchmarkDecideDeviceToken is BenchmarkDecide's shape with a device
+// token as the credential (parse + Ed25519 verify + jti lookup + identity
+// binding); BenchmarkDecideDeviceTokenAPIKeyBaseline runs the same route
+// shape with an API key in the same run, so the ratio is what to read.
+func BenchmarkDecideDeviceToken(b *testing.B) {
+	f := newCredsFixture(b)
+	s := Compile(f.in, nil)
+	eng := NewEngine(Options{})
+	path := "/v1/meters/m1/readings"
+	rt, ps := s.MatchHTTP("POST", path, nil)
+	r := &Request{Protocol: HTTP, Action: "POST", Path: path, Route: rt, Params: ps, Now: f.now,
+		Credentials: Credentials{Bearer: f.token(b, f.priv, "k-acme", nil)}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := eng.Decide(ctx, s, r); d.Status != Allow {
+			b.Fatalf("denied: %+v", d)
+		}
+	}
+}
+
+func BenchmarkDecideDeviceTokenAPIKeyBaseline(b *testing.B) {
+	f := newFixture(b, model.StatePublished, nil)
+	path := "/v1/vehicles/WVW01/battery"
+	rt, ps := f.snap.MatchHTTP("GET", path, nil)
+	r := &Request{Protocol: HTTP, Action: "GET", Path: path, Route: rt, Params: ps, Now: time.Now(), Credentials: Credentials{APIKey: f.key}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := f.eng.Decide(ctx, f.snap, r); d.Status != Allow {
+			b.Fatalf("denied: %+v", d)
 		}
 	}
 }
