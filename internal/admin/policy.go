@@ -26,9 +26,9 @@ func validatePolicy(p *model.Policy, b *model.Bindings) []FieldError {
 		}
 		for i, m := range a.Methods {
 			switch m {
-			case "api_key", "jwt", "mtls", "anonymous":
+			case "api_key", "jwt", "mtls", "anonymous", "device_token":
 			default:
-				add(fmt.Sprintf("%s/methods/%d", ptr, i), "unknown method %q; want api_key, jwt, mtls or anonymous", m)
+				add(fmt.Sprintf("%s/methods/%d", ptr, i), "unknown method %q; want api_key, jwt, mtls, device_token or anonymous", m)
 			}
 		}
 		if j := a.JWT; j != nil {

@@ -120,7 +120,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 		log.Warn("rate-limit counter failed; request allowed", "err", err)
 	}})
 	a.usage = usage.New()
+	var kek []byte
+	if cfg.DeviceKEK != "" {
+		if kek, err = pki.ParseKEK(cfg.DeviceKEK); err != nil {
+			cancel()
+			a.store.Close()
+			return nil, fmt.Errorf("FLEETGATE_DEVICE_KEK: %w", err)
+		}
+	}
 	a.builder = snapshot.New(bg, a.store, a.engine, log)
+	a.builder.SetKEK(kek) // DTLS PSKs are opened into the snapshot
 	a.builder.OnBuild = func(s *policy.Snapshot) {
 		dp.Snapshot(s.Serial)
 		// Sessions of revoked or removed credentials end with the swap.
@@ -136,14 +145,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 	}
 	a.gateway = httpgw.New(httpgw.Options{Engine: a.engine, Usage: a.usage, Metrics: dp, Logger: log, AccessLog: cfg.AccessLog,
 		Publisher: mqttPublisher{a}})
-	var kek []byte
-	if cfg.DeviceKEK != "" {
-		if kek, err = pki.ParseKEK(cfg.DeviceKEK); err != nil {
-			cancel()
-			a.store.Close()
-			return nil, fmt.Errorf("FLEETGATE_DEVICE_KEK: %w", err)
-		}
-	}
 	gov := lifecycle.Governance{Usage: a.usage}
 	machine := lifecycle.New(gov.Checks()...)
 	a.flusher = &usagestore.Flusher{Recorder: a.usage, Store: a.store}

@@ -37,6 +37,7 @@ func (a *App) startDataPlane() error {
 	rev := a.admin.RevocationHandler()
 	dp.Handle("GET /.well-known/fleetgate/{tenant}/crl", rev)
 	dp.Handle("POST /.well-known/fleetgate/{tenant}/ocsp", rev)
+	dp.Handle("GET /.well-known/fleetgate/{tenant}/jwks.json", a.admin.DeviceJWKSHandler())
 	dp.Handle("/", a.gateway)
 	newSrv := func() *http.Server {
 		return &http.Server{

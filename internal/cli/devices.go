@@ -224,6 +224,7 @@ func (a *app) devicesCmd() *cobra.Command {
 		"(and stay on the CRL until they expire); its ownership relations go."
 
 	cmd.AddCommand(list, get, create, update, del, a.devicesImportCmd(), a.enrollTokenCmd(), a.credentialsCmd(), a.revokeCredentialCmd())
+	cmd.AddCommand(a.devicePSKCmd(), a.deviceTokenCmd())
 	return cmd
 }
 

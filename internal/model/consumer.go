@@ -76,7 +76,7 @@ type LintWaiver struct {
 
 // AuthPolicy lists accepted credentials: any one of Methods suffices.
 type AuthPolicy struct {
-	// Methods among "api_key", "jwt", "mtls", "anonymous".
+	// Methods among "api_key", "jwt", "mtls", "anonymous", "device_token".
 	Methods      []string   `json:"methods,omitempty"`
 	APIKeyHeader string     `json:"api_key_header,omitempty"` // default X-API-Key
 	JWT          *JWTPolicy `json:"jwt,omitempty"`

@@ -17,6 +17,9 @@ import (
 type DeviceInput struct {
 	Devices     []model.Device
 	Credentials []model.DeviceCredential
+	// PSKs and TokenKeys: see device_creds.go.
+	PSKs      []PSKInput
+	TokenKeys []TokenKeyInput
 }
 
 // DeviceIndex turns verified device client certificates into principals.
@@ -28,6 +31,8 @@ type DeviceIndex struct {
 	// live holds devices that are active and have a certificate that is
 	// not revoked (expiry is checked per certificate, in Principal).
 	live map[pki.DeviceIdentity]bool
+	// creds indexes tokens and PSKs (device_creds.go).
+	creds *deviceCreds
 }
 
 type deviceEntry struct {
@@ -69,6 +74,7 @@ func BuildDeviceIndex(in DeviceInput) *DeviceIndex {
 			x.live[id] = true
 		}
 	}
+	x.creds = buildDeviceCreds(in, devices)
 	return x
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetgate/fleetgate/internal/identity/credential"
+	"github.com/fleetgate/fleetgate/internal/identity/devtoken"
 	"github.com/fleetgate/fleetgate/internal/model"
 	"github.com/fleetgate/fleetgate/internal/ratelimit"
 	"github.com/fleetgate/fleetgate/internal/validate"
@@ -175,7 +176,7 @@ func (e *Engine) authenticate(s *Snapshot, rt *Route, r *Request) (*Principal, S
 		if p, ok := s.devices.Principal(c.PeerCert, r.Now); ok && p.Tenant == rt.Tenant {
 			return p, Allow, ""
 		}
-		if a.methods&(methodAPIKey|methodJWT) == 0 {
+		if a.methods&(methodAPIKey|methodJWT|methodDeviceToken) == 0 {
 			return nil, Unauthenticated, ReasonBadCredentials
 		}
 	}
@@ -193,6 +194,15 @@ func (e *Engine) authenticate(s *Snapshot, rt *Route, r *Request) (*Principal, S
 		return k.principal, Allow, ""
 	}
 	if c.Bearer != "" {
+		if a.methods&methodDeviceToken != 0 {
+			p, ours := s.devices.Token(c.Bearer, r.Now)
+			if p != nil && p.Tenant == rt.Tenant {
+				return p, Allow, ""
+			}
+			if ours || p != nil || a.methods&methodJWT == 0 {
+				return nil, Unauthenticated, ReasonBadCredentials
+			}
+		}
 		if a.methods&methodJWT == 0 || a.jwt == nil {
 			return nil, Unauthenticated, ReasonMethod
 		}
@@ -228,7 +238,7 @@ func authDetail(reason string) string {
 
 func challenge(rt *Route) string {
 	var parts []string
-	if rt.auth.methods&methodJWT != 0 {
+	if rt.auth.methods&(methodJWT|methodDeviceToken) != 0 {
 		parts = append(parts, `Bearer realm="fleetgate"`)
 	}
 	if rt.auth.methods&methodAPIKey != 0 {
@@ -388,6 +398,14 @@ func (e *Engine) AuthenticateSession(s *Snapshot, c Credentials, now time.Time) 
 			return nil, Unauthenticated, ReasonBadCredentials
 		}
 	}
+	if c.APIKey != "" && devtoken.LooksLikeToken(c.APIKey) {
+		// A device token as the password; the username must name the
+		// device, so a token cannot be replayed under another identity.
+		if p, _ := s.devices.Token(c.APIKey, now); p != nil && c.Username == p.Device {
+			return p, Allow, ""
+		}
+		return nil, Unauthenticated, ReasonBadCredentials
+	}
 	if c.APIKey != "" {
 		if !credential.LooksLikeAPIKey(c.APIKey) {
 			return nil, Unauthenticated, ReasonBadCredentials
@@ -409,7 +427,7 @@ func (s *Snapshot) PrincipalValid(p *Principal, now time.Time) bool {
 		return false
 	}
 	if p.Kind == "device" {
-		return s.devices.Active(p.Tenant, p.ID)
+		return s.devices.sessionActive(p, now)
 	}
 	if k := s.byCred[p.Credential]; k != nil {
 		return k.principal.Tenant == p.Tenant && k.principal.ID == p.ID && !k.revoked && (k.expires == nil || now.Before(*k.expires))

@@ -79,6 +79,9 @@ type Credentials struct {
 	APIKey   string
 	Bearer   string
 	PeerCert *x509.Certificate
+	// Username is the MQTT username; with a device token as the password
+	// it must be the token's device id.
+	Username string
 }
 
 // Request is one protocol event to decide.

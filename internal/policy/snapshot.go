@@ -58,6 +58,7 @@ const (
 	methodJWT
 	methodMTLS
 	methodAnonymous
+	methodDeviceToken
 )
 
 type authSpec struct {
@@ -349,6 +350,8 @@ func (rt *Route) compile(pol *model.Policy, op *model.OperationPolicy, sec *spec
 				rt.auth.methods |= methodMTLS
 			case "anonymous":
 				rt.auth.methods |= methodAnonymous
+			case "device_token":
+				rt.auth.methods |= methodDeviceToken
 			default:
 				return fmt.Errorf("unknown auth method %q", m)
 			}
@@ -487,7 +490,7 @@ func (rt *Route) AuthMethods() []string {
 	for _, m := range []struct {
 		bit  authMethod
 		name string
-	}{{methodAPIKey, "api_key"}, {methodJWT, "jwt"}, {methodMTLS, "mtls"}, {methodAnonymous, "anonymous"}} {
+	}{{methodAPIKey, "api_key"}, {methodJWT, "jwt"}, {methodMTLS, "mtls"}, {methodAnonymous, "anonymous"}, {methodDeviceToken, "device_token"}} {
 		if rt.auth.methods&m.bit != 0 {
 			out = append(out, m.name)
 		}

@@ -26,6 +26,7 @@ type Builder struct {
 	trigger chan struct{}
 	serial  uint64
 	jwt     *jwtCache
+	kek     []byte // device KEK, to open PSKs (device_secrets.go)
 	// OnBuild, when set, is called after every successful swap.
 	OnBuild func(*policy.Snapshot)
 }
@@ -65,8 +66,10 @@ func (b *Builder) Build(ctx context.Context) (*policy.Snapshot, error) {
 		if in.Devices.Devices, err = tx.ListDevices("", store.Page{Limit: -1}); err != nil {
 			return err
 		}
-		in.Devices.Credentials, err = tx.ListDeviceCredentials("", "", store.Page{Limit: -1})
-		return err
+		if in.Devices.Credentials, err = tx.ListDeviceCredentials("", "", store.Page{Limit: -1}); err != nil {
+			return err
+		}
+		return b.readDeviceSecrets(tx, &in.Devices)
 	})
 	if err != nil {
 		return nil, err

@@ -189,6 +189,24 @@ type Tx interface {
 	AddVersionUsage(rows []model.VersionUsage) error
 	// ListVersionUsage lists a tenant's usage, most calls first.
 	ListVersionUsage(tenant string, f UsageFilter) ([]model.VersionUsage, error)
+	// Device secrets (devcreds: DTLS pre-shared keys and device-token
+	// signing keys). Key material is sealed by the caller with the device
+	// KEK; the store never sees it in clear. A "" tenant in the list
+	// methods means every tenant (the snapshot builder).
+	//
+	// CreateDevicePSK stores a PSK whose DeviceCredential (kind psk, same
+	// ID) the caller creates in the same transaction; an identity already
+	// in use is ErrConflict.
+	CreateDevicePSK(p *model.DevicePSK) error
+	GetDevicePSK(tenant, id string) (*model.DevicePSK, error)
+	// ListDevicePSKs lists the PSKs of one device ("" deviceID: of every
+	// device), ordered by id; a negative Limit means no limit.
+	ListDevicePSKs(tenant, deviceID string, p Page) ([]model.DevicePSK, error)
+	// CreateDeviceTokenKey stores a signing key; a second key of a tenant
+	// is allowed (the newest signs, all verify).
+	CreateDeviceTokenKey(k *model.DeviceTokenKey) error
+	// ListDeviceTokenKeys lists signing keys, newest first.
+	ListDeviceTokenKeys(tenant string) ([]model.DeviceTokenKey, error)
 
 	AddTransition(t *model.Transition) error
 	ListTransitions(tenant, versionID string) ([]model.Transition, error)

@@ -204,6 +204,7 @@ func (g *Gateway) admit(ctx context.Context, c *connectRequest) (*session, packe
 	creds := policy.Credentials{PeerCert: c.cert}
 	if pk.Connect.PasswordFlag {
 		creds.APIKey = string(pk.Connect.Password)
+		creds.Username = string(pk.Connect.Username)
 	}
 	snap := g.o.Engine.Snapshot()
 	p, st, reason := g.o.Engine.AuthenticateSession(snap, creds, now)

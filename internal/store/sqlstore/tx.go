@@ -141,7 +141,8 @@ func (t *tx) UpdateTenant(v *model.Tenant) error {
 
 func (t *tx) DeleteTenant(id string) error {
 	for _, table := range []string{"transitions", "versions", "apis", "tokens", "operators", "api_keys", "applications", "ownerships",
-		"enrollment_tokens", "device_credentials", "tenant_cas", "devices", "governance_settings", "version_usage"} {
+		"enrollment_tokens", "device_credentials", "tenant_cas", "devices", "governance_settings", "version_usage",
+		"device_psks", "device_token_keys"} {
 		if _, err := t.exec(`DELETE FROM `+table+` WHERE tenant_id = ?`, id); err != nil {
 			return err
 		}

@@ -36,6 +36,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TenantCAAndEnrollment", testTenantCAAndEnrollment},
 		{"GovernanceSettings", testGovernanceSettings},
 		{"VersionUsage", testVersionUsage},
+		{"DeviceSecrets", testDeviceSecrets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
