@@ -141,7 +141,7 @@ func (t *tx) UpdateTenant(v *model.Tenant) error {
 
 func (t *tx) DeleteTenant(id string) error {
 	for _, table := range []string{"transitions", "versions", "apis", "tokens", "operators", "api_keys", "applications", "ownerships",
-		"enrollment_tokens", "device_credentials", "tenant_cas", "devices"} {
+		"enrollment_tokens", "device_credentials", "tenant_cas", "devices", "claims", "external_cas"} {
 		if _, err := t.exec(`DELETE FROM `+table+` WHERE tenant_id = ?`, id); err != nil {
 			return err
 		}

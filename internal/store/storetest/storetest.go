@@ -34,6 +34,9 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConsumersAndOwnership", testConsumers},
 		{"DevicesAndCredentials", testDevices},
 		{"TenantCAAndEnrollment", testTenantCAAndEnrollment},
+		{"Claims", testClaims},
+		{"ClaimCountParallel", testClaimCountParallel},
+		{"ExternalCAs", testExternalCAs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
