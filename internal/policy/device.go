@@ -17,6 +17,9 @@ import (
 type DeviceInput struct {
 	Devices     []model.Device
 	Credentials []model.DeviceCredential
+	// ExternalCAs are the tenants' registered external CAs, whose client
+	// certificates map to registered devices (device_external.go).
+	ExternalCAs []model.ExternalCA
 }
 
 // DeviceIndex turns verified device client certificates into principals.
@@ -28,6 +31,8 @@ type DeviceIndex struct {
 	// live holds devices that are active and have a certificate that is
 	// not revoked (expiry is checked per certificate, in Principal).
 	live map[pki.DeviceIdentity]bool
+	// ext resolves certificates of registered external CAs (nil: none).
+	ext *externalIndex
 }
 
 type deviceEntry struct {
@@ -69,6 +74,7 @@ func BuildDeviceIndex(in DeviceInput) *DeviceIndex {
 			x.live[id] = true
 		}
 	}
+	x.ext = buildExternalIndex(in.ExternalCAs, devices)
 	return x
 }
 
@@ -91,8 +97,13 @@ func (x *DeviceIndex) Principal(cert *x509.Certificate, now time.Time) (*Princip
 		return nil, false
 	}
 	sum := sha256.Sum256(cert.Raw)
-	e := x.byFP[hex.EncodeToString(sum[:])]
-	if e == nil || !e.live || (e.notAfter != nil && !now.Before(*e.notAfter)) || !now.Before(cert.NotAfter) {
+	fp := hex.EncodeToString(sum[:])
+	e := x.byFP[fp]
+	if e == nil {
+		// Not issued by Fleetgate: maybe by a tenant's external CA.
+		return x.ext.principal(cert, fp, now)
+	}
+	if !e.live || (e.notAfter != nil && !now.Before(*e.notAfter)) || !now.Before(cert.NotAfter) {
 		return nil, false
 	}
 	if id, err := pki.IdentityOf(cert); err != nil || id != e.identity {

@@ -187,3 +187,15 @@ func (m Mapping) DeviceID(cert *x509.Certificate) (string, error) {
 	}
 	return "", perr(CodeInvalidIdentity, "several "+m.Source+" names match "+m.Pattern)
 }
+
+// HasFleetgateName reports whether cert carries any urn:fleetgate SAN.
+// Such names are Fleetgate's to assign: certificates of an external CA that
+// carry one are refused, whatever the mapping rule says.
+func HasFleetgateName(cert *x509.Certificate) bool {
+	for _, u := range cert.URIs {
+		if isFleetgateURN(u) {
+			return true
+		}
+	}
+	return false
+}
