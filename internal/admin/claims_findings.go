@@ -57,4 +57,3 @@ func claimFindings(tx store.Tx, tenant string, now time.Time) ([]Finding, error)
 	}
 	return out, nil
 }
-
