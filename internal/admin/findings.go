@@ -135,6 +135,13 @@ func (s *Server) securityFindings(w http.ResponseWriter, r *http.Request, p *pri
 			add(Finding{ID: "over-broad-authorization", Severity: "high", Title: fmt.Sprintf("%d operation(s) accept any object identifier or topic", len(unbound)),
 				Objects: unbound, Fix: "bind the identifier to the caller (policy bindings) or add a rule that uses it"})
 		}
+		claimFs, err := claimFindings(tx, p.tenant, now)
+		for _, f := range claimFs {
+			add(f)
+		}
+		if err != nil {
+			return err
+		}
 		return nil
 	})
 	if err != nil {

@@ -33,6 +33,7 @@ func (a *App) startDataPlane() error {
 	// gateway, not the admin API.
 	dp := http.NewServeMux()
 	dp.Handle("POST /.well-known/fleetgate/enroll", a.admin.EnrollHandler())
+	dp.Handle("POST /.well-known/fleetgate/claim", a.admin.ClaimHandler())
 	dp.Handle("/.well-known/est/", a.admin.ESTHandler())
 	rev := a.admin.RevocationHandler()
 	dp.Handle("GET /.well-known/fleetgate/{tenant}/crl", rev)

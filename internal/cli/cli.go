@@ -49,6 +49,7 @@ func (a *app) commands() []*cobra.Command {
 		a.apisCmd(), a.versionsCmd(), a.appsCmd(), a.keysCmd(), a.ownershipsCmd(),
 		a.tenantsCmd(), a.operatorsCmd(), a.tokensCmd(), a.auditCmd(), a.applyCmd(), a.whoamiCmd(), a.inventoryCmd(), a.securityCmd(), a.devicesCmd(), a.caCmd(),
 		a.governanceCmd(),
+		a.claimsCmd(), a.externalCAsCmd(),
 	}
 	for _, c := range cmds {
 		addGlobalFlags(c, &a.g)

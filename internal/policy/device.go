@@ -20,6 +20,9 @@ type DeviceInput struct {
 	// PSKs and TokenKeys: see device_creds.go.
 	PSKs      []PSKInput
 	TokenKeys []TokenKeyInput
+	// ExternalCAs are the tenants' registered external CAs, whose client
+	// certificates map to registered devices (device_external.go).
+	ExternalCAs []model.ExternalCA
 }
 
 // DeviceIndex turns verified device client certificates into principals.
@@ -33,6 +36,8 @@ type DeviceIndex struct {
 	live map[pki.DeviceIdentity]bool
 	// creds indexes tokens and PSKs (device_creds.go).
 	creds *deviceCreds
+	// ext resolves certificates of registered external CAs (nil: none).
+	ext *externalIndex
 }
 
 type deviceEntry struct {
@@ -75,6 +80,7 @@ func BuildDeviceIndex(in DeviceInput) *DeviceIndex {
 		}
 	}
 	x.creds = buildDeviceCreds(in, devices)
+	x.ext = buildExternalIndex(in.ExternalCAs, devices)
 	return x
 }
 
@@ -97,8 +103,13 @@ func (x *DeviceIndex) Principal(cert *x509.Certificate, now time.Time) (*Princip
 		return nil, false
 	}
 	sum := sha256.Sum256(cert.Raw)
-	e := x.byFP[hex.EncodeToString(sum[:])]
-	if e == nil || !e.live || (e.notAfter != nil && !now.Before(*e.notAfter)) || !now.Before(cert.NotAfter) {
+	fp := hex.EncodeToString(sum[:])
+	e := x.byFP[fp]
+	if e == nil {
+		// Not issued by Fleetgate: maybe by a tenant's external CA.
+		return x.ext.principal(cert, fp, now)
+	}
+	if !e.live || (e.notAfter != nil && !now.Before(*e.notAfter)) || !now.Before(cert.NotAfter) {
 		return nil, false
 	}
 	if id, err := pki.IdentityOf(cert); err != nil || id != e.identity {

@@ -66,6 +66,9 @@ func (b *Builder) Build(ctx context.Context) (*policy.Snapshot, error) {
 		if in.Devices.Devices, err = tx.ListDevices("", store.Page{Limit: -1}); err != nil {
 			return err
 		}
+		if in.Devices.ExternalCAs, err = tx.ListExternalCAs("", store.Page{Limit: -1}); err != nil {
+			return err
+		}
 		if in.Devices.Credentials, err = tx.ListDeviceCredentials("", "", store.Page{Limit: -1}); err != nil {
 			return err
 		}

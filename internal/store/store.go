@@ -207,6 +207,35 @@ type Tx interface {
 	CreateDeviceTokenKey(k *model.DeviceTokenKey) error
 	// ListDeviceTokenKeys lists signing keys, newest first.
 	ListDeviceTokenKeys(tenant string) ([]model.DeviceTokenKey, error)
+	// Claims (fleet provisioning) and external CAs. A "" tenant in the
+	// list methods means every tenant and a negative Limit means no limit.
+	CreateClaim(c *model.Claim) error
+	GetClaim(tenant, name string) (*model.Claim, error)
+	ListClaims(tenant string, p Page) ([]model.Claim, error)
+	// GetClaimByHash and GetClaimByFingerprint look a claim up across
+	// tenants by the SHA-256 of its token secret or of its certificate
+	// DER: the enrolling device names no tenant.
+	GetClaimByHash(hash []byte) (*model.Claim, error)
+	GetClaimByFingerprint(fingerprint string) (*model.Claim, error)
+	// LockClaim re-reads a claim and holds it until the transaction ends
+	// (FOR UPDATE on PostgreSQL; SQLite serializes writers), so that the
+	// use count checked by one enrollment cannot change under it.
+	LockClaim(tenant, id string) (*model.Claim, error)
+	// UseClaim increments the use count, atomically and only while the
+	// claim is unrevoked, unexpired at at, and under its maximum: it is
+	// ErrNotFound otherwise.
+	UseClaim(tenant, id string, at time.Time) error
+	// UpdateClaim writes the revocation fields and UpdatedAt.
+	UpdateClaim(c *model.Claim) error
+	// CreateDeviceIfAbsent registers d unless its id is taken in its
+	// tenant, reporting false then. Unlike CreateDevice it leaves the
+	// transaction usable on a taken id (PostgreSQL aborts a transaction
+	// on a unique violation), so the refusal can still be audited in it.
+	CreateDeviceIfAbsent(d *model.Device) (bool, error)
+	CreateExternalCA(ca *model.ExternalCA) error
+	GetExternalCA(tenant, name string) (*model.ExternalCA, error)
+	ListExternalCAs(tenant string, p Page) ([]model.ExternalCA, error)
+	DeleteExternalCA(tenant, name string) error
 
 	AddTransition(t *model.Transition) error
 	ListTransitions(tenant, versionID string) ([]model.Transition, error)

@@ -142,7 +142,7 @@ func (t *tx) UpdateTenant(v *model.Tenant) error {
 func (t *tx) DeleteTenant(id string) error {
 	for _, table := range []string{"transitions", "versions", "apis", "tokens", "operators", "api_keys", "applications", "ownerships",
 		"enrollment_tokens", "device_credentials", "tenant_cas", "devices", "governance_settings", "version_usage",
-		"device_psks", "device_token_keys"} {
+		"device_psks", "device_token_keys", "claims", "external_cas"} {
 		if _, err := t.exec(`DELETE FROM `+table+` WHERE tenant_id = ?`, id); err != nil {
 			return err
 		}

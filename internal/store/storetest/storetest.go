@@ -37,6 +37,9 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GovernanceSettings", testGovernanceSettings},
 		{"VersionUsage", testVersionUsage},
 		{"DeviceSecrets", testDeviceSecrets},
+		{"Claims", testClaims},
+		{"ClaimCountParallel", testClaimCountParallel},
+		{"ExternalCAs", testExternalCAs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
