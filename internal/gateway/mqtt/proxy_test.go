@@ -48,7 +48,7 @@ func startUpstreamFleetgate(t testing.TB) (*Gateway, string) {
 	secret, _, hash := credential.NewAPIKey()
 	var chans []model.MQTTChannel
 	for _, tpl := range []string{"fleet/{deviceId}/telemetry", "fleet/{deviceId}/commands", "fleet/{deviceId}/alerts",
-		"legacy/{deviceId}/status", "old/{deviceId}/data"} {
+		"fleet/{deviceId}/replies", "legacy/{deviceId}/status", "old/{deviceId}/data"} {
 		chans = append(chans, model.MQTTChannel{Topic: tpl, Action: "publish"}, model.MQTTChannel{Topic: tpl, Action: "subscribe"})
 	}
 	in := &policy.Input{

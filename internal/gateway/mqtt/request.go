@@ -144,8 +144,15 @@ func (g *Gateway) requestUpstream(ctx context.Context, topic string, payload []b
 	}()
 	r, err := m.exchange(topic, payload, qos, replyTopic, corr)
 	var ne net.Error
-	if err != nil && ctx.Err() != nil && errors.As(err, &ne) && ne.Timeout() {
-		return Reply{}, fmt.Errorf("mqtt: no reply on %s: %w", replyTopic, ctx.Err())
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		// The read deadline is the context's: it may fire first.
+		cause := ctx.Err()
+		if cause == nil && !time.Now().Before(deadline) {
+			cause = context.DeadlineExceeded
+		}
+		if cause != nil {
+			return Reply{}, fmt.Errorf("mqtt: no reply on %s: %w", replyTopic, cause)
+		}
 	}
 	return r, err
 }
