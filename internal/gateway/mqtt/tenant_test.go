@@ -233,3 +233,21 @@ func TestTenantsProxyMosquitto(t *testing.T) {
 	t.Cleanup(func() { _ = g.Close() })
 	runTenants(t, ts, g, g.Addrs()["tcp"])
 }
+
+// TestTenantsProxyFleetgate: the same through a proxy to a second
+// Fleetgate in embedded mode, where the sessions are "edge-acme/<id>" and
+// "edge-beta/<id>" of its one identity, edge.
+func TestTenantsProxyFleetgate(t *testing.T) {
+	ts := newTenants(t)
+	up, key := startUpstreamFleetgate(t, ts.topic["acme"], ts.topic["beta"])
+	g, err := New(Options{Engine: ts.eng, Logger: testLogger(), TCPAddr: "127.0.0.1:0", Upstream: "tcp://" + up.Addrs()["tcp"],
+		UpstreamUsername: "edge", UpstreamPassword: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	runTenants(t, ts, g, g.Addrs()["tcp"])
+}
