@@ -11,15 +11,17 @@
 //     every delivery, and denies whatever it was not asked about.
 //   - Proxy (Options.Upstream set): each device session is terminated here
 //     and relayed over one upstream connection of its own to an external
-//     broker (Mosquitto, EMQX, VerneMQ, HiveMQ, or another Fleetgate), with
-//     the same client id and the gateway's credentials. Packets are parsed
-//     and enforced in both directions.
+//     broker (Mosquitto, EMQX, VerneMQ, HiveMQ, or another Fleetgate), under
+//     the device's per-tenant session key (upstreamClientID) and the
+//     gateway's credentials. Packets are parsed and enforced in both
+//     directions.
 //
 // Identity rules, both modes: the password is an application API key, or
 // the TLS client certificate is a device certificate Fleetgate issued or is
 // pinned to an application; the client id must be the principal's ID or
-// start with "<ID>-" (see clientIDBound); undeclared topics are denied and
-// recorded as shadow traffic.
+// start with "<ID>-" (see clientIDBound), and is unique per tenant only
+// (sessionKey); undeclared topics are denied and recorded as shadow
+// traffic.
 //
 // Spec rules are cited as [MQTT-x.y.z-n] with MQTT 5.0 numbering; rules
 // that exist only in 3.1.1 say so.

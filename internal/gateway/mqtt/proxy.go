@@ -16,8 +16,9 @@ import (
 //
 // The device's connection ends here: its CONNECT is authenticated and
 // bound like in embedded mode, then the gateway opens one connection to the
-// external broker with the same client id, protocol version and session
-// settings, but the gateway's credentials. Two pumps relay packets:
+// external broker with the device's session key as client id
+// (upstreamClientID), its protocol version and session settings, but the
+// gateway's credentials. Two pumps relay packets:
 //
 //	device -> broker: PUBLISH decided (like OnPublish), SUBSCRIBE decided per
 //	                  filter (refused filters answered here and merged into
