@@ -52,6 +52,8 @@ func TestBadInput(t *testing.T) {
 		{"invalid version label", "POST", "/apis/meters/versions", `{"version":"one"}`, 422, "/version", 0},
 		{"invalid upstream", "POST", "/apis/meters/versions", `{"version":"v1","upstream":{"targets":["ftp://x"]}}`, 422, "/upstream/targets/0", 0},
 		{"mqtt target with a wildcard", "POST", "/apis/meters/versions", `{"version":"v1","upstream":{"targets":["mqtt:fleet/#"]}}`, 422, "/upstream/targets/0", 0},
+		{"mqtt reply timeout too long", "POST", "/apis/meters/versions", `{"version":"v1","upstream":{"targets":["mqtt:fleet/{d}/commands?reply=fleet/{d}/replies&timeout=1h"]}}`, 422, "/upstream/targets/0", 0},
+		{"mqtt target with a misspelt parameter", "POST", "/apis/meters/versions", `{"version":"v1","upstream":{"targets":["mqtt:fleet/{d}/commands?replay=fleet/{d}/replies"]}}`, 422, "/upstream/targets/0", 0},
 		{"mqtt target beside others", "POST", "/apis/meters/versions", `{"version":"v1","upstream":{"targets":["mqtt:fleet/x?qos=1","http://h"]}}`, 422, "/upstream/targets/0", 0},
 		{"upstream with credentials", "POST", "/apis/meters/versions", `{"version":"v1","upstream":{"targets":["http://u:p@x"]}}`, 422, "/upstream/targets/0", 0},
 		{"spec that does not parse", "POST", "/apis/meters/versions", map[string]any{"version": "v1", "spec": "openapi: 3.1.0\ninfo:\n  title: x\n  version: [\n"}, 422, "/spec", 5},

@@ -266,9 +266,24 @@ func (a *App) Shutdown(ctx context.Context) error {
 // plane, which starts after the HTTP gateway is built (and may be off).
 type mqttPublisher struct{ a *App }
 
+var _ httpgw.Requester = mqttPublisher{}
+
 func (p mqttPublisher) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
 	if p.a.mqtt == nil {
 		return errors.New("the MQTT data plane is not enabled (--mqtt-addr)")
 	}
 	return p.a.mqtt.Publish(ctx, topic, payload, qos, retain)
+}
+
+// Request implements httpgw.Requester: a command that waits for the
+// device's MQTT 5 reply.
+func (p mqttPublisher) Request(ctx context.Context, topic string, payload []byte, qos byte, replyTopic string) ([]byte, string, error) {
+	if p.a.mqtt == nil {
+		return nil, "", errors.New("the MQTT data plane is not enabled (--mqtt-addr)")
+	}
+	r, err := p.a.mqtt.Request(ctx, topic, payload, qos, replyTopic)
+	if errors.Is(err, mqttgw.ErrBusy) {
+		return nil, "", httpgw.ErrTooManyWaiting
+	}
+	return r.Payload, r.ContentType, err
 }

@@ -98,11 +98,15 @@ func New(o Options) *Gateway {
 // command publishes the request body to the device topic of an MQTT
 // target and answers 202: the engine has already authorized the caller for
 // this operation and its parameters.
-func (g *Gateway) command(w http.ResponseWriter, r *http.Request, reqID string, rt *policy.Route, params []policy.Param, body []byte) int {
+func (g *Gateway) command(w http.ResponseWriter, r *http.Request, reqID string, s *policy.Snapshot, rt *policy.Route, params []policy.Param, body []byte) int {
 	target := rt.Command
-	topic, ok := target.Expand(params)
-	if !ok || g.o.Publisher == nil {
+	if g.o.Publisher == nil {
 		g.problem(w, r, reqID, http.StatusBadGateway, "no-upstream", "Bad gateway", "commands to devices need the MQTT data plane (--mqtt-addr)", "")
+		return http.StatusBadGateway
+	}
+	topic, ok := target.Expand(params)
+	if !ok {
+		g.problem(w, r, reqID, http.StatusBadGateway, "no-upstream", "Bad gateway", "the request's parameters do not make a valid command topic", "")
 		return http.StatusBadGateway
 	}
 	if body == nil && r.Body != nil {
@@ -112,6 +116,9 @@ func (g *Gateway) command(w http.ResponseWriter, r *http.Request, reqID string, 
 			return http.StatusRequestEntityTooLarge
 		}
 		body = b
+	}
+	if target.Reply != "" {
+		return g.commandReply(w, r, reqID, s, rt, params, topic, body)
 	}
 	if err := g.o.Publisher.Publish(r.Context(), topic, body, target.QoS, false); err != nil {
 		g.o.Logger.Warn("command publish failed", "topic", topic, "err", err.Error(), "request_id", reqID)
@@ -220,7 +227,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt.Command != nil {
-		status := g.command(w, r, reqID, rt, params, req.Body)
+		status := g.command(w, r, reqID, s, rt, params, req.Body)
 		g.record(rt, status, start, r, d.Principal)
 		return
 	}

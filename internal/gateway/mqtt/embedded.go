@@ -137,7 +137,8 @@ func sessionOf(cl *mqtt.Client) *session {
 }
 
 // owner is connectRequest.owner for the embedded broker: the identity of
-// the client (connected or holding a persistent session) with this id.
+// the client (connected or holding a persistent session) with this
+// session key, which is its mochi client id.
 func (h *hook) owner(id string) *policy.Principal {
 	cl, ok := h.srv.Clients.Get(id)
 	if !ok {
@@ -164,8 +165,8 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if code != packets.CodeSuccess {
 		return h.refuse(cl, code)
 	}
+	cl.ID = s.key // mochi replaces sessions by cl.ID: namespaced per tenant
 	if pk.Connect.ClientIdentifier == "" {
-		cl.ID = s.clientID
 		cl.Properties.Props.AssignedClientID = s.clientID // [MQTT-3.2.2-16]
 	}
 	cl.Properties.Props.TopicAliasMaximum = 0

@@ -11,15 +11,17 @@
 //     every delivery, and denies whatever it was not asked about.
 //   - Proxy (Options.Upstream set): each device session is terminated here
 //     and relayed over one upstream connection of its own to an external
-//     broker (Mosquitto, EMQX, VerneMQ, HiveMQ, or another Fleetgate), with
-//     the same client id and the gateway's credentials. Packets are parsed
-//     and enforced in both directions.
+//     broker (Mosquitto, EMQX, VerneMQ, HiveMQ, or another Fleetgate), under
+//     the device's per-tenant session key (upstreamClientID) and the
+//     gateway's credentials. Packets are parsed and enforced in both
+//     directions.
 //
 // Identity rules, both modes: the password is an application API key, or
 // the TLS client certificate is a device certificate Fleetgate issued or is
 // pinned to an application; the client id must be the principal's ID or
-// start with "<ID>-" (see clientIDBound); undeclared topics are denied and
-// recorded as shadow traffic.
+// start with "<ID>-" (see clientIDBound), and is unique per tenant only
+// (sessionKey); undeclared topics are denied and recorded as shadow
+// traffic.
 //
 // Spec rules are cited as [MQTT-x.y.z-n] with MQTT 5.0 numbering; rules
 // that exist only in 3.1.1 say so.
@@ -35,6 +37,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -76,6 +79,9 @@ type Options struct {
 	// version names upstream targets (telemetry to webhooks). It must not
 	// block and must copy payload.
 	Forward func(rt *policy.Route, topic, sender string, payload []byte, at time.Time)
+	// MaxWaitingReplies bounds the commands waiting for a device's reply
+	// at once (Request); more get ErrBusy. 0 means DefaultMaxWaitingReplies.
+	MaxWaitingReplies int
 }
 
 // Gateway is the MQTT data-plane adapter. Its methods are safe for
@@ -91,11 +97,14 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
-	owners   map[string]*session // client id -> live session (proxy mode)
+	owners   map[string]*session // session key -> live session (proxy mode)
 	started  bool
 	closed   bool
 	proxyWG  sync.WaitGroup
 	mediator *mediator // proxy-mode Publish
+
+	waiting    atomic.Int64 // Request calls waiting for a reply
+	inlineSubs atomic.Int32 // identifiers of Request's inline subscriptions
 }
 
 // New validates o and builds a gateway; Start binds the listeners.
@@ -235,7 +244,7 @@ func (g *Gateway) register(s *session) bool {
 	g.mu.Lock()
 	g.sessions[s] = struct{}{}
 	if g.broker == nil {
-		g.owners[s.clientID] = s
+		g.owners[s.key] = s
 	}
 	g.mu.Unlock()
 	if !g.o.Engine.Snapshot().SessionValid(s.principal, s.cert, time.Now()) {
@@ -248,8 +257,8 @@ func (g *Gateway) register(s *session) bool {
 func (g *Gateway) unregister(s *session) {
 	g.mu.Lock()
 	delete(g.sessions, s)
-	if g.owners[s.clientID] == s {
-		delete(g.owners, s.clientID)
+	if g.owners[s.key] == s {
+		delete(g.owners, s.key)
 	}
 	g.mu.Unlock()
 }
@@ -260,14 +269,8 @@ func (g *Gateway) unregister(s *session) {
 // receives it only if its session may subscribe to topic. In proxy mode it
 // goes through one gateway-owned upstream connection.
 func (g *Gateway) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
-	if !validTopicName(topic) {
-		return fmt.Errorf("mqtt: publish: invalid topic name %q", topic)
-	}
-	if qos > 2 {
-		return fmt.Errorf("mqtt: publish: qos %d: want 0, 1 or 2", qos)
-	}
-	if len(payload)+len(topic)+16 > g.o.MaxPacketSize {
-		return fmt.Errorf("mqtt: publish: message larger than the %d-byte packet limit", g.o.MaxPacketSize)
+	if err := g.checkPublish(topic, payload, qos); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -276,6 +279,21 @@ func (g *Gateway) Publish(ctx context.Context, topic string, payload []byte, qos
 		return g.broker.Publish(topic, payload, retain, qos)
 	}
 	return g.mediator.publish(ctx, topic, payload, qos, retain)
+}
+
+// checkPublish checks a message the gateway itself publishes.
+func (g *Gateway) checkPublish(topic string, payload []byte, qos byte) error {
+	if !validTopicName(topic) {
+		return fmt.Errorf("mqtt: publish: invalid topic name %q", topic)
+	}
+	if qos > 2 {
+		return fmt.Errorf("mqtt: publish: qos %d: want 0, 1 or 2", qos)
+	}
+	// 16 bytes of fixed header and packet id, 64 of request properties.
+	if len(payload)+len(topic)+80 > g.o.MaxPacketSize {
+		return fmt.Errorf("mqtt: publish: message larger than the %d-byte packet limit", g.o.MaxPacketSize)
+	}
+	return nil
 }
 
 // Close stops the listeners and ends every session. Embedded-mode Wills

@@ -16,8 +16,9 @@ import (
 //
 // The device's connection ends here: its CONNECT is authenticated and
 // bound like in embedded mode, then the gateway opens one connection to the
-// external broker with the same client id, protocol version and session
-// settings, but the gateway's credentials. Two pumps relay packets:
+// external broker with the device's session key as client id
+// (upstreamClientID), its protocol version and session settings, but the
+// gateway's credentials. Two pumps relay packets:
 //
 //	device -> broker: PUBLISH decided (like OnPublish), SUBSCRIBE decided per
 //	                  filter (refused filters answered here and merged into
@@ -84,13 +85,26 @@ func (g *Gateway) newProxySession(dev net.Conn) *proxySession {
 
 // proxyOwner is connectRequest.owner in proxy mode: live sessions only
 // (the external broker keeps persistent sessions out of our sight).
-func (g *Gateway) proxyOwner(id string) *policy.Principal {
+func (g *Gateway) proxyOwner(key string) *policy.Principal {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if s := g.owners[id]; s != nil {
+	if s := g.owners[key]; s != nil {
 		return s.principal
 	}
 	return nil
+}
+
+// upstreamClientID is a device session's client id at the external
+// broker: its session key, after "<upstream user>-" when the gateway has
+// an upstream user name. The key keeps two tenants' equal client ids apart
+// at the broker too; the prefix is what a broker that binds client ids to
+// credentials (another Fleetgate: "<principal id>-...") requires of the
+// gateway's own identity, as for mediatorClientID.
+func (g *Gateway) upstreamClientID(s *session) string {
+	if g.o.UpstreamUsername == "" {
+		return s.key
+	}
+	return g.o.UpstreamUsername + "-" + s.key
 }
 
 func (p *proxySession) closeAll() {
@@ -209,7 +223,7 @@ func (p *proxySession) connectUpstream(pk *packets.Packet) error {
 	p.upR.version = p.version
 	p.upW = &packetWriter{conn: up, version: p.version}
 	cp := *pk
-	cp.Connect.ClientIdentifier = s.clientID // same id, so the broker's session follows the device
+	cp.Connect.ClientIdentifier = g.upstreamClientID(s) // stable per device, so the broker's session follows it
 	cp.Connect.UsernameFlag = g.o.UpstreamUsername != ""
 	cp.Connect.Username = []byte(g.o.UpstreamUsername)
 	cp.Connect.PasswordFlag = g.o.UpstreamPassword != ""
@@ -233,8 +247,11 @@ func (p *proxySession) connectUpstream(pk *packets.Packet) error {
 		return packets.ErrServerUnavailable
 	}
 	p.upW.max = ack.Properties.MaximumPacketSize
+	// The device learns a client id only when it sent none, and never the
+	// upstream one (its session key) [MQTT-3.2.2-16].
+	ack.Properties.AssignedClientID = ""
 	if pk.Connect.ClientIdentifier == "" {
-		ack.Properties.AssignedClientID = s.clientID // [MQTT-3.2.2-16]
+		ack.Properties.AssignedClientID = s.clientID
 	}
 	ack.Properties.TopicAliasMaximum = 0
 	if ack.Properties.MaximumPacketSize == 0 || int(ack.Properties.MaximumPacketSize) > g.o.MaxPacketSize {

@@ -40,15 +40,16 @@ func startProxyToMosquitto(t testing.TB) (*fixture, *Gateway) {
 
 // startUpstreamFleetgate starts an embedded-mode Fleetgate to be the
 // external broker of another, proxy-mode Fleetgate (a tiered deployment).
-// It knows one identity, "edge", the proxy's; the proxy's device ids are
-// "edge-...", so its client id rule holds at both tiers. Its policy lets
-// "edge" use every channel: the edge tier enforces the device rules.
-func startUpstreamFleetgate(t testing.TB) (*Gateway, string) {
+// It knows one identity, "edge", the proxy's; the proxy's upstream client
+// ids are "edge-<tenant>/<id>", so its client id rule holds at both tiers.
+// Its policy lets "edge" use every channel (the fixture's, and extra
+// templates): the edge tier enforces the device rules.
+func startUpstreamFleetgate(t testing.TB, extra ...string) (*Gateway, string) {
 	t.Helper()
 	secret, _, hash := credential.NewAPIKey()
 	var chans []model.MQTTChannel
-	for _, tpl := range []string{"fleet/{deviceId}/telemetry", "fleet/{deviceId}/commands", "fleet/{deviceId}/alerts",
-		"legacy/{deviceId}/status", "old/{deviceId}/data"} {
+	for _, tpl := range append([]string{"fleet/{deviceId}/telemetry", "fleet/{deviceId}/commands", "fleet/{deviceId}/alerts",
+		"fleet/{deviceId}/replies", "legacy/{deviceId}/status", "old/{deviceId}/data"}, extra...) {
 		chans = append(chans, model.MQTTChannel{Topic: tpl, Action: "publish"}, model.MQTTChannel{Topic: tpl, Action: "subscribe"})
 	}
 	in := &policy.Input{

@@ -101,8 +101,10 @@ type session struct {
 	principal *policy.Principal
 	// cert is the client certificate the session authenticated with, nil
 	// when it used an API key; revalidation checks that exact credential.
-	cert      *x509.Certificate
-	clientID  string
+	cert     *x509.Certificate
+	clientID string // as the device sent it (or was assigned)
+	// key is the session's client id inside the broker: sessionKey.
+	key       string
 	username  string // informational only
 	clientIP  string
 	transport string // "tcp", "tls" or "ws"
@@ -171,6 +173,19 @@ func clientIDBound(id string, p *policy.Principal) bool {
 	return id == p.ID || (len(id) > len(p.ID)+1 && strings.HasPrefix(id, p.ID) && id[len(p.ID)] == '-')
 }
 
+// sessionKey is the client id a session has inside the embedded broker,
+// in the gateway's session registry and (behind upstreamPrefix) at an
+// upstream broker: "<tenant>/<client id>". Client ids are unique only
+// within a tenant, so two tenants' devices may both be "meter-1" without
+// taking over each other's session [MQTT-3.1.4-3]. Tenant ids are names
+// without '/' (model.ValidName), so the first '/' splits the key and no two
+// (tenant, client id) pairs share one. Devices never see the key: their
+// CONNACK carries an Assigned Client Identifier only when they sent none,
+// and then it is the bare id [MQTT-3.2.2-16].
+func sessionKey(p *policy.Principal, clientID string) string {
+	return p.Tenant + "/" + clientID
+}
+
 // sameIdentity reports whether two principals are the same identity.
 func sameIdentity(a, b *policy.Principal) bool {
 	return a != nil && b != nil && a.Tenant == b.Tenant && a.ID == b.ID && a.Kind == b.Kind
@@ -182,10 +197,10 @@ type connectRequest struct {
 	cert      *x509.Certificate
 	clientIP  string
 	transport string
-	// owner returns the identity currently holding a client id, if any,
-	// so that ids that are ambiguous under the prefix rule ("dev1-x" is
+	// owner returns the identity currently holding a session key
+	// (sessionKey), if any, so that ids that are ambiguous under the prefix rule ("dev1-x" is
 	// valid for both "dev1" and "dev1-x") still cannot be taken over.
-	owner func(clientID string) *policy.Principal
+	owner func(key string) *policy.Principal
 }
 
 // admit authenticates a CONNECT and binds its client id: the credential
@@ -224,8 +239,9 @@ func (g *Gateway) admit(ctx context.Context, c *connectRequest) (*session, packe
 		g.denial("client-id")
 		return nil, codeClientID
 	}
+	key := sessionKey(p, id)
 	if c.owner != nil {
-		if o := c.owner(id); o != nil && !sameIdentity(o, p) {
+		if o := c.owner(key); o != nil && !sameIdentity(o, p) {
 			g.denial("client-id-takeover")
 			return nil, codeClientID
 		}
@@ -234,7 +250,7 @@ func (g *Gateway) admit(ctx context.Context, c *connectRequest) (*session, packe
 	if c.cert != nil && (p.Kind == "device" || p.Credential == "certificate") {
 		cert = c.cert
 	}
-	s := &session{principal: p, cert: cert, clientID: id, username: string(pk.Connect.Username), clientIP: c.clientIP,
+	s := &session{principal: p, cert: cert, clientID: id, key: key, username: string(pk.Connect.Username), clientIP: c.clientIP,
 		transport: c.transport, version: pk.ProtocolVersion}
 	if pk.Connect.WillFlag {
 		// The Will is published by the broker on the principal's behalf,
