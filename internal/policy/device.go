@@ -35,6 +35,9 @@ type deviceEntry struct {
 	live      bool // device active and credential not revoked
 	notAfter  *time.Time
 	identity  pki.DeviceIdentity
+	// cred and status explain a refusal (see Snapshot.Refusal).
+	cred   *model.DeviceCredential
+	status model.DeviceStatus
 }
 
 // BuildDeviceIndex indexes the certificates of in. Credentials whose device
@@ -63,7 +66,8 @@ func BuildDeviceIndex(in DeviceInput) *DeviceIndex {
 			principals[id] = p
 		}
 		// One principal per device, shared by all its certificates.
-		e := &deviceEntry{principal: p, live: d.Status == model.DeviceActive && c.RevokedAt == nil, notAfter: c.NotAfter, identity: id}
+		e := &deviceEntry{principal: p, live: d.Status == model.DeviceActive && c.RevokedAt == nil, notAfter: c.NotAfter, identity: id,
+			cred: c, status: d.Status}
 		x.byFP[c.Fingerprint] = e
 		if e.live {
 			x.live[id] = true

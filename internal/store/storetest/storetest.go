@@ -34,6 +34,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConsumersAndOwnership", testConsumers},
 		{"DevicesAndCredentials", testDevices},
 		{"TenantCAAndEnrollment", testTenantCAAndEnrollment},
+		{"DeviceSeen", testDeviceSeen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
