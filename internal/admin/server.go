@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fleetgate/fleetgate/internal/audit"
+	"github.com/fleetgate/fleetgate/internal/devobs"
 	"github.com/fleetgate/fleetgate/internal/lifecycle"
 	"github.com/fleetgate/fleetgate/internal/model"
 	"github.com/fleetgate/fleetgate/internal/store"
@@ -48,6 +49,9 @@ type Options struct {
 	OnChange func()
 	// Usage is the data plane's traffic record, for the inventory.
 	Usage *usage.Recorder
+	// Devices is the data plane's device record (refused attempts), for
+	// the security findings.
+	Devices *devobs.Recorder
 }
 
 // Server is the admin API. Construct with New.
@@ -58,6 +62,7 @@ type Server struct {
 	metrics  *telemetry.Metrics
 	onChange func()
 	usage    *usage.Recorder
+	devobs   *devobs.Recorder
 	dev      deviceState
 	routes   []route
 	mux      *http.ServeMux
@@ -104,7 +109,7 @@ type route struct {
 
 // New builds the server and its routes.
 func New(o Options) *Server {
-	s := &Server{st: o.Store, lc: o.Lifecycle, log: o.Logger, metrics: o.Metrics, onChange: o.OnChange, usage: o.Usage}
+	s := &Server{st: o.Store, lc: o.Lifecycle, log: o.Logger, metrics: o.Metrics, onChange: o.OnChange, usage: o.Usage, devobs: o.Devices}
 	if s.lc == nil {
 		s.lc = lifecycle.New()
 	}

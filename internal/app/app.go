@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/internal/admin"
 	"github.com/fleetgate/fleetgate/internal/config"
+	"github.com/fleetgate/fleetgate/internal/devobs"
 	"github.com/fleetgate/fleetgate/internal/forward"
 	"github.com/fleetgate/fleetgate/internal/gateway/httpgw"
 	mqttgw "github.com/fleetgate/fleetgate/internal/gateway/mqtt"
@@ -47,6 +48,8 @@ type App struct {
 	engine    *policy.Engine
 	builder   *snapshot.Builder
 	usage     *usage.Recorder
+	devices   *devobs.Recorder
+	seenDone  chan struct{}
 	counter   *ratelimit.Local
 	redis     *redis.Client
 	gateway   *httpgw.Gateway
@@ -114,6 +117,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 		log.Warn("rate-limit counter failed; request allowed", "err", err)
 	}})
 	a.usage = usage.New()
+	a.devices = devobs.New(0, 0)
 	a.builder = snapshot.New(bg, a.store, a.engine, log)
 	a.builder.OnBuild = func(s *policy.Snapshot) {
 		dp.Snapshot(s.Serial)
@@ -129,7 +133,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 		return nil, fmt.Errorf("first snapshot: %w", err)
 	}
 	a.gateway = httpgw.New(httpgw.Options{Engine: a.engine, Usage: a.usage, Metrics: dp, Logger: log, AccessLog: cfg.AccessLog,
-		Publisher: mqttPublisher{a}})
+		Publisher: mqttPublisher{a}, Devices: a.devices})
 	var kek []byte
 	if cfg.DeviceKEK != "" {
 		if kek, err = pki.ParseKEK(cfg.DeviceKEK); err != nil {
@@ -138,7 +142,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 			return nil, fmt.Errorf("FLEETGATE_DEVICE_KEK: %w", err)
 		}
 	}
-	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: lifecycle.New(lifecycle.Governance{Usage: a.usage}.Checks()...), Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage})
+	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: lifecycle.New(lifecycle.Governance{Usage: a.usage}.Checks()...), Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage, Devices: a.devices})
 	a.admin.SetDeviceOptions(admin.DeviceOptions{KEK: kek})
 	mux := http.NewServeMux()
 	mux.Handle(admin.Prefix+"/", a.admin)
@@ -184,6 +188,11 @@ func (a *App) Start() error {
 	go func() {
 		defer close(a.bgDone)
 		a.builder.Run(a.bgCtx)
+	}()
+	a.seenDone = make(chan struct{})
+	go func() {
+		defer close(a.seenDone)
+		a.runSeenFlusher(a.bgCtx, a.cfg.DeviceSeenInterval)
 	}()
 	if err := a.startDataPlane(); err != nil {
 		return err
@@ -232,6 +241,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.bgCancel()
 	if a.adminLn != nil {
 		<-a.bgDone
+	}
+	if a.seenDone != nil {
+		<-a.seenDone
+		// The data plane is stopped: the last sightings are final.
+		if _, err := a.flushSeen(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("device sightings: %w", err))
+		}
 	}
 	if a.forwarder != nil {
 		a.forwarder.Wait()

@@ -123,7 +123,7 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 	case a.cfg.ClientAuth == "request":
 		tc.ClientAuth = tls.RequestClientCert
 	}
-	return tc, nil
+	return a.withHandshakeObserver(tc), nil
 }
 
 // DataURLs lists the bound data-plane base URLs ("http://127.0.0.1:8080").
@@ -156,7 +156,7 @@ func (a *App) startMQTT() error {
 			ConstLabels: prometheus.Labels{"result": c.result},
 		}, func() float64 { return float64(get(fw.Stats())) }))
 	}
-	o := mqttgw.Options{Engine: a.engine, Usage: a.usage, Metrics: a.dp, Logger: a.log,
+	o := mqttgw.Options{Engine: a.engine, Usage: a.usage, Metrics: a.dp, Logger: a.log, Devices: a.devices,
 		// Telemetry on channels whose version names http(s) upstreams is
 		// forwarded to them (webhooks), batched and retried.
 		Forward: func(rt *policy.Route, topic, sender string, payload []byte, at time.Time) {

@@ -52,6 +52,9 @@ type Config struct {
 	// or drop.
 	MQTTMaxPacketSize int
 	MQTTForbidden311  string
+	// DeviceSeenInterval is how often device sightings (last seen,
+	// reported firmware) are written to the store in one batch.
+	DeviceSeenInterval time.Duration
 	// DeviceKEK seals tenant CA private keys (base64 of 32 bytes; env
 	// FLEETGATE_DEVICE_KEK only, like the admin token: never a flag).
 	DeviceKEK string
@@ -64,18 +67,19 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		DataDir:           "./fleetgate-data",
-		AdminAddr:         "127.0.0.1:9400",
-		Store:             "sqlite",
-		LogFormat:         "text",
-		LogLevel:          "info",
-		ShutdownTimeout:   15 * time.Second,
-		HTTPAddr:          "127.0.0.1:8080",
-		ClientAuth:        "request",
-		AccessLog:         true,
-		RateLimitMax:      1_000_000,
-		MQTTMaxPacketSize: 256 << 10,
-		MQTTForbidden311:  "disconnect",
+		DataDir:            "./fleetgate-data",
+		AdminAddr:          "127.0.0.1:9400",
+		Store:              "sqlite",
+		LogFormat:          "text",
+		LogLevel:           "info",
+		ShutdownTimeout:    15 * time.Second,
+		HTTPAddr:           "127.0.0.1:8080",
+		ClientAuth:         "request",
+		AccessLog:          true,
+		RateLimitMax:       1_000_000,
+		MQTTMaxPacketSize:  256 << 10,
+		MQTTForbidden311:   "disconnect",
+		DeviceSeenInterval: 30 * time.Second,
 	}
 }
 
@@ -105,34 +109,36 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Int("mqtt-max-packet-size", d.MQTTMaxPacketSize, "largest MQTT packet accepted, in bytes")
 	fs.String("mqtt-forbidden-311", d.MQTTForbidden311, "a forbidden PUBLISH from an MQTT 3.1.1 client: disconnect or drop")
 	fs.String("mqtt-upstream-username", d.MQTTUpstreamUser, "the gateway's user name at the external broker (password: FLEETGATE_MQTT_UPSTREAM_PASSWORD)")
+	fs.Duration("device-seen-interval", d.DeviceSeenInterval, "how often devices' last-seen times and reported firmware are written to the store (100ms to 1h)")
 	fs.String("debug-addr", d.DebugAddr, "listen address of the Go profiler (/debug/pprof); keep it on loopback; empty disables it")
 }
 
 // fileConfig mirrors Config for strict YAML decoding.
 type fileConfig struct {
-	DataDir          *string `yaml:"data_dir"`
-	AdminAddr        *string `yaml:"admin_addr"`
-	Store            *string `yaml:"store"`
-	LogFormat        *string `yaml:"log_format"`
-	LogLevel         *string `yaml:"log_level"`
-	ShutdownTimeout  *string `yaml:"shutdown_timeout"`
-	HTTPAddr         *string `yaml:"http_addr"`
-	HTTPSAddr        *string `yaml:"https_addr"`
-	TLSCert          *string `yaml:"tls_cert"`
-	TLSKey           *string `yaml:"tls_key"`
-	TLSClientCA      *string `yaml:"tls_client_ca"`
-	ClientAuth       *string `yaml:"client_auth"`
-	AccessLog        *string `yaml:"access_log"`
-	RateLimitMax     *string `yaml:"rate_limit_max_buckets"`
-	DebugAddr        *string `yaml:"debug_addr"`
-	RateLimitRedis   *string `yaml:"rate_limit_redis"`
-	MQTTAddr         *string `yaml:"mqtt_addr"`
-	MQTTSAddr        *string `yaml:"mqtts_addr"`
-	MQTTWSAddr       *string `yaml:"mqtt_ws_addr"`
-	MQTTUpstream     *string `yaml:"mqtt_upstream"`
-	MQTTUpstreamUser *string `yaml:"mqtt_upstream_username"`
-	MQTTMaxPacket    *string `yaml:"mqtt_max_packet_size"`
-	MQTTForbidden311 *string `yaml:"mqtt_forbidden_311"`
+	DataDir            *string `yaml:"data_dir"`
+	AdminAddr          *string `yaml:"admin_addr"`
+	Store              *string `yaml:"store"`
+	LogFormat          *string `yaml:"log_format"`
+	LogLevel           *string `yaml:"log_level"`
+	ShutdownTimeout    *string `yaml:"shutdown_timeout"`
+	DeviceSeenInterval *string `yaml:"device_seen_interval"`
+	HTTPAddr           *string `yaml:"http_addr"`
+	HTTPSAddr          *string `yaml:"https_addr"`
+	TLSCert            *string `yaml:"tls_cert"`
+	TLSKey             *string `yaml:"tls_key"`
+	TLSClientCA        *string `yaml:"tls_client_ca"`
+	ClientAuth         *string `yaml:"client_auth"`
+	AccessLog          *string `yaml:"access_log"`
+	RateLimitMax       *string `yaml:"rate_limit_max_buckets"`
+	DebugAddr          *string `yaml:"debug_addr"`
+	RateLimitRedis     *string `yaml:"rate_limit_redis"`
+	MQTTAddr           *string `yaml:"mqtt_addr"`
+	MQTTSAddr          *string `yaml:"mqtts_addr"`
+	MQTTWSAddr         *string `yaml:"mqtt_ws_addr"`
+	MQTTUpstream       *string `yaml:"mqtt_upstream"`
+	MQTTUpstreamUser   *string `yaml:"mqtt_upstream_username"`
+	MQTTMaxPacket      *string `yaml:"mqtt_max_packet_size"`
+	MQTTForbidden311   *string `yaml:"mqtt_forbidden_311"`
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -151,7 +157,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	}
 	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout",
 		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr", "rate-limit-redis",
-		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username", "mqtt-max-packet-size", "mqtt-forbidden-311"} {
+		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username", "mqtt-max-packet-size", "mqtt-forbidden-311", "device-seen-interval"} {
 		if v := getenv("FLEETGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
 			set[name] = v
 		}
@@ -220,6 +226,12 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("mqtt-forbidden-311 %q: want disconnect or drop", v)
 			}
 			c.MQTTForbidden311 = v
+		case "device-seen-interval":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 100*time.Millisecond || d > time.Hour {
+				return c, fmt.Errorf("device-seen-interval %q: want a duration from 100ms to 1h", v)
+			}
+			c.DeviceSeenInterval = d
 		case "rate-limit-max-buckets":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1000 {
@@ -273,6 +285,7 @@ func loadFile(path string, set map[string]string) error {
 	put("mqtt-upstream-username", fc.MQTTUpstreamUser)
 	put("mqtt-max-packet-size", fc.MQTTMaxPacket)
 	put("mqtt-forbidden-311", fc.MQTTForbidden311)
+	put("device-seen-interval", fc.DeviceSeenInterval)
 	return nil
 }
 

@@ -39,6 +39,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/fleetgate/fleetgate/internal/devobs"
 	"github.com/fleetgate/fleetgate/internal/policy"
 	"github.com/fleetgate/fleetgate/internal/telemetry"
 	"github.com/fleetgate/fleetgate/internal/usage"
@@ -76,6 +77,11 @@ type Options struct {
 	// version names upstream targets (telemetry to webhooks). It must not
 	// block and must copy payload.
 	Forward func(rt *policy.Route, topic, sender string, payload []byte, at time.Time)
+	// Devices, when set, notes device sessions (CONNECT and every
+	// decision: last seen; firmware from the CONNECT) and CONNECTs
+	// refused for a revoked API key. Certificates are observed at the TLS
+	// handshake by whoever builds TLSConfig.
+	Devices *devobs.Recorder
 }
 
 // Gateway is the MQTT data-plane adapter. Its methods are safe for
