@@ -29,7 +29,9 @@ func activityFindings(rec *devobs.Recorder, tenant string, devices []model.Devic
 	var silent []string
 	for _, d := range devices {
 		at, ok := enrolled[d.ID]
-		if ok && d.Status == model.DeviceActive && d.LastSeen == nil && now.Sub(at) > neverSeenAfter {
+		// Enrollment itself sets last_seen (the device reached the data
+		// plane to enroll), so "never seen since" is: not after it.
+		if ok && d.Status == model.DeviceActive && (d.LastSeen == nil || !d.LastSeen.After(at)) && now.Sub(at) > neverSeenAfter {
 			silent = append(silent, fmt.Sprintf("device:%s (enrolled %s)", d.ID, at.Format("2006-01-02")))
 		}
 	}

@@ -118,6 +118,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 	}})
 	a.usage = usage.New()
 	a.devices = devobs.New(0, 0)
+	a.registerDeviceMetrics()
 	a.builder = snapshot.New(bg, a.store, a.engine, log)
 	a.builder.OnBuild = func(s *policy.Snapshot) {
 		dp.Snapshot(s.Serial)

@@ -8,6 +8,9 @@ import (
 	"net"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetgate/fleetgate/internal/devobs"
 	"github.com/fleetgate/fleetgate/internal/model"
 	"github.com/fleetgate/fleetgate/internal/policy"
 	"github.com/fleetgate/fleetgate/internal/store"
@@ -114,4 +117,25 @@ func (a *App) withHandshakeObserver(tc *tls.Config) *tls.Config {
 		return c, nil
 	}
 	return tc
+}
+
+// registerDeviceMetrics exposes the recorder's counters on /metrics:
+// malformed firmware reports (ignored), sightings dropped at the cap, and
+// refused attempts by known credentials.
+func (a *App) registerDeviceMetrics() {
+	for _, c := range []struct {
+		name, help string
+		get        func(devobs.Stats) float64
+	}{
+		{"fleetgate_device_firmware_malformed_total", "Firmware versions reported by devices that are not semantic versions (ignored).",
+			func(s devobs.Stats) float64 { return float64(s.BadFirmware) }},
+		{"fleetgate_device_sightings_dropped_total", "Device sightings not recorded because the tracked-device cap was reached.",
+			func(s devobs.Stats) float64 { return float64(s.Dropped) }},
+		{"fleetgate_refused_credential_attempts_total", "Data-plane attempts with revoked credentials or by devices that are not active.",
+			func(s devobs.Stats) float64 { return float64(s.AttemptsTotal) }},
+	} {
+		get := c.get
+		a.metrics.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return get(a.devices.Stats()) }))
+	}
 }

@@ -85,10 +85,6 @@ func (r *Recorder) Seen(p *policy.Principal, firmware string, now time.Time) {
 	if r == nil || p == nil || p.Kind != "device" {
 		return
 	}
-	if firmware != "" && !ValidFirmware(firmware) {
-		r.badFirmware.Add(1)
-		firmware = ""
-	}
 	k := deviceKey{p.Tenant, p.ID}
 	at := now.UnixMicro()
 	// The stores happen under the read lock so that Evict, which holds
@@ -99,14 +95,24 @@ func (r *Recorder) Seen(p *policy.Principal, firmware string, now time.Time) {
 			e.last.Store(at)
 		}
 		if firmware != "" {
+			// Validated only when it differs from the known one: the
+			// common case (unchanged) costs one string comparison.
 			if cur := e.firmware.Load(); cur == nil || *cur != firmware {
-				setFirmware(e, firmware)
+				if ValidFirmware(firmware) {
+					setFirmware(e, firmware)
+				} else {
+					r.badFirmware.Add(1)
+				}
 			}
 		}
 		r.mu.RUnlock()
 		return
 	}
 	r.mu.RUnlock()
+	if firmware != "" && !ValidFirmware(firmware) {
+		r.badFirmware.Add(1)
+		firmware = ""
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.seen[k]
