@@ -27,7 +27,9 @@ func TestSeenCollectCommit(t *testing.T) {
 			func(r *Recorder) { r.Seen(device("a", "d1"), "", t0) },
 			func(r *Recorder) { r.Seen(device("a", "d2"), "1.0.0", t0) },
 			func(r *Recorder) { r.Seen(device("b", "d1"), "not-a-version", t0) },
-			func(r *Recorder) { r.Seen(&policy.Principal{Kind: "application", Tenant: "a", ID: "billing"}, "1.0.0", t0) },
+			func(r *Recorder) {
+				r.Seen(&policy.Principal{Kind: "application", Tenant: "a", ID: "billing"}, "1.0.0", t0)
+			},
 			func(r *Recorder) { r.Seen(nil, "1.0.0", t0) },
 		}, commit: false, want: map[string]string{"a/d1": "", "a/d2": "1.0.0", "b/d1": ""},
 			wantLast: map[string]time.Time{"a/d1": t0, "a/d2": t0, "b/d1": t0}},
