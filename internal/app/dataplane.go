@@ -70,7 +70,7 @@ func (a *App) startDataPlane() error {
 		go a.serve(srv, func() error { return srv.Serve(ln) }, "debug")
 	}
 	if a.cfg.HTTPSAddr != "" {
-		tc, err := a.tlsConfig()
+		tc, err := a.tlsConfig("https")
 		if err != nil {
 			return err
 		}
@@ -94,11 +94,12 @@ func (a *App) serve(_ *http.Server, run func() error, name string) {
 	}
 }
 
-// tlsConfig: TLS 1.2+, and client certificates per --client-auth. Without a
+// tlsConfig: TLS 1.2+, and client certificates per --client-auth;
+// refused certificates are recorded under listener ("https", "mqtts"). Without a
 // client CA, "request" still asks for a certificate and TLS proves the
 // client holds its key; the engine then accepts only certificates pinned to
 // an application, like SSH keys.
-func (a *App) tlsConfig() (*tls.Config, error) {
+func (a *App) tlsConfig(listener string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
@@ -123,7 +124,7 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 	case a.cfg.ClientAuth == "request":
 		tc.ClientAuth = tls.RequestClientCert
 	}
-	return a.withHandshakeObserver(tc), nil
+	return a.withHandshakeObserver(tc, listener), nil
 }
 
 // DataURLs lists the bound data-plane base URLs ("http://127.0.0.1:8080").
@@ -168,7 +169,7 @@ func (a *App) startMQTT() error {
 		Upstream: a.cfg.MQTTUpstream, UpstreamUsername: a.cfg.MQTTUpstreamUser, UpstreamPassword: a.cfg.MQTTUpstreamPassword,
 		MaxPacketSize: a.cfg.MQTTMaxPacketSize, Forbidden311: a.cfg.MQTTForbidden311}
 	if a.cfg.MQTTSAddr != "" {
-		tc, err := a.tlsConfig()
+		tc, err := a.tlsConfig("mqtts")
 		if err != nil {
 			return err
 		}

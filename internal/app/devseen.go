@@ -99,7 +99,7 @@ func (a *App) runSeenFlusher(ctx context.Context, interval time.Duration) {
 // The remote address is not part of tls.ConnectionState, hence one small
 // Config per connection (GetConfigForClient); session ticket keys stay
 // those of tc, as crypto/tls documents for configs returned this way.
-func (a *App) withHandshakeObserver(tc *tls.Config) *tls.Config {
+func (a *App) withHandshakeObserver(tc *tls.Config, listener string) *tls.Config {
 	base := tc.Clone()
 	tc = tc.Clone()
 	tc.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -110,7 +110,7 @@ func (a *App) withHandshakeObserver(tc *tls.Config) *tls.Config {
 		c := base.Clone()
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) > 0 {
-				a.devices.Refused(a.engine.Snapshot(), policy.Credentials{PeerCert: cs.PeerCertificates[0]}, "tls", remote, time.Now())
+				a.devices.Refused(a.engine.Snapshot(), policy.Credentials{PeerCert: cs.PeerCertificates[0]}, listener, remote, time.Now())
 			}
 			return nil
 		}

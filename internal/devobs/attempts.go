@@ -20,7 +20,7 @@ type Attempt struct {
 	Subject    string    `json:"subject"`
 	Credential string    `json:"credential"`
 	Status     string    `json:"status,omitempty"`
-	Protocol   string    `json:"protocol"` // "tls", "http", "mqtt"
+	Protocol   string    `json:"protocol"` // listener: "https", "mqtts" (certificates at the handshake), "http", "mqtt" (API keys)
 	Count      int64     `json:"count"`
 	First      time.Time `json:"first"`
 	Last       time.Time `json:"last"`
