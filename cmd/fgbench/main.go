@@ -5,6 +5,9 @@
 //	fgbench upstream -addr 127.0.0.1:9101
 //	fgbench baseline -addr 127.0.0.1:9102 -target http://127.0.0.1:9101
 //	fgbench cpu PID...   prints utime+stime of each process in microseconds
+//	fgbench selfsigned -dir D          a P-256 server certificate (scripts/bench-handshake)
+//	fgbench enroll -url U -token T -id meter-17 -dir D   enrolls a device (P-256 key + CSR)
+//	fgbench handshake -addr A -cert C -key K -conns N -duration D   mTLS connections/s
 package main
 
 import (
@@ -23,8 +26,15 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: fgbench upstream|baseline|cpu ...")
+		fmt.Fprintln(os.Stderr, "usage: fgbench upstream|baseline|cpu|selfsigned|enroll|handshake ...")
 		os.Exit(2)
+	}
+	if cmd, ok := map[string]func([]string) error{"handshake": handshake, "enroll": enroll, "selfsigned": selfsigned}[os.Args[1]]; ok {
+		if err := cmd(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "fgbench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:9101", "listen address")

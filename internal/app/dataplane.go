@@ -116,15 +116,22 @@ func (a *App) tlsConfig(listener string) (*tls.Config, error) {
 		}
 		tc.ClientCAs = pool
 	}
+	// With a client CA, the chain is verified by our cached verifier
+	// (chainVerifier) after the handshake instead of by crypto/tls in it:
+	// TLS is asked for the certificate only, and still checks that the
+	// client holds its key.
+	var chain *chainVerifier
 	switch {
 	case a.cfg.ClientAuth == "require":
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		tc.ClientAuth = tls.RequireAnyClientCert
+		chain = newChainVerifier(tc.ClientCAs, true)
 	case a.cfg.ClientAuth == "request" && tc.ClientCAs != nil:
-		tc.ClientAuth = tls.VerifyClientCertIfGiven
+		tc.ClientAuth = tls.RequestClientCert
+		chain = newChainVerifier(tc.ClientCAs, false)
 	case a.cfg.ClientAuth == "request":
 		tc.ClientAuth = tls.RequestClientCert
 	}
-	return a.withHandshakeObserver(tc, listener), nil
+	return a.withHandshakeObserver(tc, listener, chain), nil
 }
 
 // DataURLs lists the bound data-plane base URLs ("http://127.0.0.1:8080").

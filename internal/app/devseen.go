@@ -99,7 +99,10 @@ func (a *App) runSeenFlusher(ctx context.Context, interval time.Duration) {
 // The remote address is not part of tls.ConnectionState, hence one small
 // Config per connection (GetConfigForClient); session ticket keys stay
 // those of tc, as crypto/tls documents for configs returned this way.
-func (a *App) withHandshakeObserver(tc *tls.Config, listener string) *tls.Config {
+//
+// chain, when not nil, verifies the client's certificate chain (see
+// chainVerifier) in the same callback, after the attempt is recorded.
+func (a *App) withHandshakeObserver(tc *tls.Config, listener string, chain *chainVerifier) *tls.Config {
 	base := tc.Clone()
 	tc = tc.Clone()
 	tc.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -109,8 +112,12 @@ func (a *App) withHandshakeObserver(tc *tls.Config, listener string) *tls.Config
 		}
 		c := base.Clone()
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			now := time.Now()
 			if len(cs.PeerCertificates) > 0 {
-				a.devices.Refused(a.engine.Snapshot(), policy.Credentials{PeerCert: cs.PeerCertificates[0]}, listener, remote, time.Now())
+				a.devices.Refused(a.engine.Snapshot(), policy.Credentials{PeerCert: cs.PeerCertificates[0]}, listener, remote, now)
+			}
+			if chain != nil {
+				return chain.verify(cs.PeerCertificates, now)
 			}
 			return nil
 		}
