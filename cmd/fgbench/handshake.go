@@ -41,6 +41,7 @@ func handshake(args []string) error {
 	name := fs.String("servername", "localhost", "TLS server name")
 	conns := fs.Int("conns", 8, "concurrent connections")
 	dur := fs.Duration("duration", 10*time.Second, "how long to run")
+	curves := fs.String("curves", "default", "key exchange the client offers: default (Go's: X25519MLKEM768 hybrid first), x25519 or p256 (what constrained devices offer)")
 	path := fs.String("path", "/v1/meters/meter-17/readings", "request path sent on each connection (POST {}); empty: handshake only")
 	_ = fs.Parse(args)
 	pair, err := tls.LoadX509KeyPair(*certFile, *keyFile)
@@ -59,6 +60,15 @@ func handshake(args []string) error {
 		}
 	} else {
 		cfg.InsecureSkipVerify = true // loopback benchmark against our own server
+	}
+	switch *curves {
+	case "default":
+	case "x25519":
+		cfg.CurvePreferences = []tls.CurveID{tls.X25519}
+	case "p256":
+		cfg.CurvePreferences = []tls.CurveID{tls.CurveP256}
+	default:
+		return fmt.Errorf("-curves %q: want default, x25519 or p256", *curves)
 	}
 	var req []byte
 	if *path != "" {

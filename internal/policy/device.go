@@ -1,9 +1,7 @@
 package policy
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"time"
 
 	"github.com/fleetgate/fleetgate/internal/identity/pki"
@@ -94,8 +92,7 @@ func (x *DeviceIndex) Principal(cert *x509.Certificate, now time.Time) (*Princip
 	if x == nil || cert == nil {
 		return nil, false
 	}
-	sum := sha256.Sum256(cert.Raw)
-	e := x.byFP[hex.EncodeToString(sum[:])]
+	e := x.byFP[string(fingerprintHex(cert, new([64]byte)))]
 	if e == nil || !e.live || (e.notAfter != nil && !now.Before(*e.notAfter)) || !now.Before(cert.NotAfter) {
 		return nil, false
 	}

@@ -60,8 +60,7 @@ func (x *DeviceIndex) refusal(cert *x509.Certificate) (Refusal, bool) {
 	if x == nil {
 		return Refusal{}, false
 	}
-	sum := sha256.Sum256(cert.Raw)
-	e := x.byFP[hex.EncodeToString(sum[:])]
+	e := x.byFP[string(fingerprintHex(cert, new([64]byte)))]
 	if e == nil || e.cred == nil {
 		return Refusal{}, false
 	}
@@ -75,4 +74,14 @@ func (x *DeviceIndex) refusal(cert *x509.Certificate) (Refusal, bool) {
 		return Refusal{}, false
 	}
 	return r, true
+}
+
+// fingerprintHex writes the lowercase hex SHA-256 of cert's DER (the form
+// credentials and pins are indexed by) into buf and returns it. Callers
+// index maps with string(...) of the result, which Go does without
+// allocating: the per-handshake lookups stay allocation-free.
+func fingerprintHex(cert *x509.Certificate, buf *[64]byte) []byte {
+	sum := sha256.Sum256(cert.Raw)
+	hex.Encode(buf[:], sum[:])
+	return buf[:]
 }
