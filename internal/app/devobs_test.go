@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -228,5 +229,57 @@ func TestRefusedAttemptsBecomeFindings(t *testing.T) {
 				t.Errorf("HTTPS attempts not all counted (3 handshakes at least): %q", objs[0])
 			}
 		})
+	}
+}
+
+// TestRevokedAPIKeyAttemptsOverMQTT: an MQTT CONNECT with a revoked API key
+// as password is refused and reported as a revoked credential still
+// attempting to connect, naming the application and the key (never the
+// secret).
+func TestRevokedAPIKeyAttemptsOverMQTT(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir, cfg.AdminAddr, cfg.HTTPAddr, cfg.MQTTAddr = t.TempDir(), "127.0.0.1:0", "", "127.0.0.1:0"
+	cfg.AdminToken = "fgt_mqtt-attempts-token-0123456789a"
+	a := startNode(t, cfg)
+	root := cfg.AdminToken
+	adminCall(t, a, root, "POST", "/apps", map[string]any{"name": "meter1"}, 201)
+	k := adminCall(t, a, root, "POST", "/apps/meter1/keys", map[string]any{"name": "k"}, 201)
+	key, keyID := k["secret"].(string), k["key"].(map[string]any)["id"].(string)
+	adminCall(t, a, root, "POST", "/apps/meter1/keys/"+keyID+"/revoke", map[string]any{}, 200)
+	connect := func() byte {
+		conn, err := net.DialTimeout("tcp", a.MQTTAddrs()["tcp"], 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		c := paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 5 * time.Second, OnClientError: func(error) {}})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ca, err := c.Connect(ctx, &paho.Connect{ClientID: "meter1", KeepAlive: 30, CleanStart: true, Password: []byte(key), PasswordFlag: true})
+		if ca == nil {
+			t.Fatalf("connect: %v", err)
+		}
+		return ca.ReasonCode
+	}
+	// The revocation reaches the snapshot asynchronously.
+	rc := byte(0)
+	for i := 0; i < 250; i++ {
+		if rc = connect(); rc == 0x86 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rc != 0x86 {
+		t.Fatalf("revoked key: reason %#x, want 0x86", rc)
+	}
+	var objs []any
+	for _, f := range adminCall(t, a, root, "GET", "/security/findings", nil, 200)["findings"].([]any) {
+		if m := f.(map[string]any); m["id"] == "revoked-credential-attempts" {
+			objs = m["objects"].([]any)
+		}
+	}
+	if len(objs) != 1 || !strings.HasPrefix(objs[0].(string), "app:meter1 api_key:"+keyID+" (mqtt: ") ||
+		!strings.Contains(objs[0].(string), "from 127.0.0.1") || strings.Contains(objs[0].(string), key) {
+		t.Fatalf("revoked-credential-attempts objects: %v", objs)
 	}
 }
