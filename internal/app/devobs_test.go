@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/fleetgate/fleetgate/internal/config"
 	"github.com/fleetgate/fleetgate/internal/policy"
+	"github.com/fleetgate/fleetgate/internal/store"
+	"github.com/fleetgate/fleetgate/internal/store/sqlite"
 )
 
 func withMQTTS(interval time.Duration) func(*config.Config) {
@@ -281,5 +284,44 @@ func TestRevokedAPIKeyAttemptsOverMQTT(t *testing.T) {
 	if len(objs) != 1 || !strings.HasPrefix(objs[0].(string), "app:meter1 api_key:"+keyID+" (mqtt: ") ||
 		!strings.Contains(objs[0].(string), "from 127.0.0.1") || strings.Contains(objs[0].(string), key) {
 		t.Fatalf("revoked-credential-attempts objects: %v", objs)
+	}
+}
+
+// TestShutdownFlushesSightings: sightings noted since the last flush are
+// written when the node stops (after its listeners), not lost.
+func TestShutdownFlushesSightings(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir, cfg.AdminAddr, cfg.HTTPAddr, cfg.DeviceSeenInterval = t.TempDir(), "127.0.0.1:0", "", time.Hour
+	cfg.AdminToken = "fgt_seen-shutdown-token-0123456789ab"
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	adminCall(t, a, cfg.AdminToken, "POST", "/devices", map[string]any{"id": "meter-9", "status": "active"}, 201)
+	at := time.Now()
+	a.devices.Seen(&policy.Principal{Kind: "device", Tenant: "default", ID: "meter-9"}, "3.1.4", at)
+	if err := a.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.View(context.Background(), func(tx store.Tx) error {
+		d, err := tx.GetDevice("default", "meter-9")
+		if err != nil {
+			return err
+		}
+		if d.Firmware != "3.1.4" || d.LastSeen == nil || !d.LastSeen.Equal(at.Truncate(time.Microsecond).UTC()) || d.FirstSeen == nil {
+			t.Errorf("after shutdown: firmware %q last_seen %v first_seen %v", d.Firmware, d.LastSeen, d.FirstSeen)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
