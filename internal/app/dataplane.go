@@ -105,6 +105,12 @@ func (a *App) tlsConfig(listener string) (*tls.Config, error) {
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if listener == "https" {
+		// Stated here rather than left to http.Server.ServeTLS, which adds
+		// them to its own copy: the per-connection configs of
+		// withHandshakeObserver are cloned from this one.
+		tc.NextProtos = []string{"h2", "http/1.1"}
+	}
 	if a.cfg.TLSClientCA != "" {
 		pem, err := os.ReadFile(a.cfg.TLSClientCA)
 		if err != nil {

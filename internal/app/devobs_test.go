@@ -248,7 +248,6 @@ func TestRevokedAPIKeyAttemptsOverMQTT(t *testing.T) {
 	adminCall(t, a, root, "POST", "/apps", map[string]any{"name": "meter1"}, 201)
 	k := adminCall(t, a, root, "POST", "/apps/meter1/keys", map[string]any{"name": "k"}, 201)
 	key, keyID := k["secret"].(string), k["key"].(map[string]any)["id"].(string)
-	adminCall(t, a, root, "POST", "/apps/meter1/keys/"+keyID+"/revoke", map[string]any{}, 200)
 	connect := func() byte {
 		conn, err := net.DialTimeout("tcp", a.MQTTAddrs()["tcp"], 5*time.Second)
 		if err != nil {
@@ -264,8 +263,18 @@ func TestRevokedAPIKeyAttemptsOverMQTT(t *testing.T) {
 		}
 		return ca.ReasonCode
 	}
-	// The revocation reaches the snapshot asynchronously.
-	rc := byte(0)
+	// Snapshots follow admin changes asynchronously: first the key works,
+	// then, once revoked, it is refused.
+	rc := byte(0xff)
+	for i := 0; i < 250 && rc != 0; i++ {
+		if rc = connect(); rc != 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if rc != 0 {
+		t.Fatalf("live key: reason %#x", rc)
+	}
+	adminCall(t, a, root, "POST", "/apps/meter1/keys/"+keyID+"/revoke", map[string]any{}, 200)
 	for i := 0; i < 250; i++ {
 		if rc = connect(); rc == 0x86 {
 			break
