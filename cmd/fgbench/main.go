@@ -14,6 +14,12 @@
 //	fgbench mqtt-idle -addr A -n 15000 -user U -pass P        holds idle authenticated connections
 //	fgbench memstat -pid PID [-debug URL]                     resident memory (and Go heap/stacks) of a process
 //	fgbench mochi -addr A -creds FILE                         stock mochi-mqtt with its auth ledger (the floor)
+//
+// and of the device handshake benchmark (scripts/bench-handshake):
+//
+//	fgbench selfsigned -dir D          a P-256 server certificate (scripts/bench-handshake)
+//	fgbench enroll -url U -token T -id meter-17 -dir D   enrolls a device (P-256 key + CSR)
+//	fgbench handshake -addr A -cert C -key K -conns N -duration D   mTLS connections/s
 package main
 
 import (
@@ -32,7 +38,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: fgbench upstream|baseline|cpu|mqtt-pubsub|mqtt-idle|memstat|mochi ...")
+		fmt.Fprintln(os.Stderr, "usage: fgbench upstream|baseline|cpu|mqtt-pubsub|mqtt-idle|memstat|mochi|selfsigned|enroll|handshake ...")
 		os.Exit(2)
 	}
 	if run := command(os.Args[1]); run != nil {
@@ -98,6 +104,12 @@ func command(name string) func(args []string) error {
 		return memstat
 	case "mochi":
 		return mochi
+	case "handshake":
+		return handshake
+	case "enroll":
+		return enroll
+	case "selfsigned":
+		return selfsigned
 	}
 	return nil
 }

@@ -104,6 +104,9 @@ func (s *Server) securityFindings(w http.ResponseWriter, r *http.Request, p *pri
 			add(Finding{ID: "suspended-with-credentials", Severity: "medium", Title: fmt.Sprintf("%d suspended or quarantined device(s) still hold live certificates", len(suspendedLive)),
 				Objects: suspendedLive, Fix: "revoke their certificates if the suspension is not temporary"})
 		}
+		for _, f := range activityFindings(s.devobs, p.tenant, devices, creds, now) {
+			add(f)
+		}
 		versions, err := tx.ListVersionsByState(p.tenant, model.StatePublished, model.StateDeprecated)
 		if err != nil {
 			return err

@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fleetgate/fleetgate/internal/audit"
+	"github.com/fleetgate/fleetgate/internal/devobs"
 	"github.com/fleetgate/fleetgate/internal/lifecycle"
 	"github.com/fleetgate/fleetgate/internal/model"
 	"github.com/fleetgate/fleetgate/internal/store"
@@ -51,6 +52,9 @@ type Options struct {
 	// Governance gives the node's governance defaults (what a tenant's
 	// settings fall back to); zero: the built-in defaults.
 	Governance lifecycle.Governance
+	// Devices is the data plane's device record (refused attempts), for
+	// the security findings.
+	Devices *devobs.Recorder
 }
 
 // Server is the admin API. Construct with New.
@@ -62,6 +66,7 @@ type Server struct {
 	onChange func()
 	usage    *usage.Recorder
 	gov      lifecycle.Governance
+	devobs   *devobs.Recorder
 	dev      deviceState
 	routes   []route
 	mux      *http.ServeMux
@@ -108,7 +113,7 @@ type route struct {
 
 // New builds the server and its routes.
 func New(o Options) *Server {
-	s := &Server{st: o.Store, lc: o.Lifecycle, log: o.Logger, metrics: o.Metrics, onChange: o.OnChange, usage: o.Usage, gov: o.Governance}
+	s := &Server{st: o.Store, lc: o.Lifecycle, log: o.Logger, metrics: o.Metrics, onChange: o.OnChange, usage: o.Usage, gov: o.Governance, devobs: o.Devices}
 	if s.lc == nil {
 		s.lc = lifecycle.New()
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/internal/admin"
 	"github.com/fleetgate/fleetgate/internal/config"
+	"github.com/fleetgate/fleetgate/internal/devobs"
 	"github.com/fleetgate/fleetgate/internal/forward"
 	"github.com/fleetgate/fleetgate/internal/gateway/httpgw"
 	mqttgw "github.com/fleetgate/fleetgate/internal/gateway/mqtt"
@@ -49,6 +50,8 @@ type App struct {
 	engine    *policy.Engine
 	builder   *snapshot.Builder
 	usage     *usage.Recorder
+	devices   *devobs.Recorder
+	seenDone  chan struct{}
 	counter   *ratelimit.Local
 	redis     *redis.Client
 	gateway   *httpgw.Gateway
@@ -128,6 +131,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 			return nil, fmt.Errorf("FLEETGATE_DEVICE_KEK: %w", err)
 		}
 	}
+	a.devices = devobs.New(0, 0)
+	a.registerDeviceMetrics()
 	a.builder = snapshot.New(bg, a.store, a.engine, log)
 	a.builder.SetKEK(kek) // DTLS PSKs are opened into the snapshot
 	a.builder.OnBuild = func(s *policy.Snapshot) {
@@ -144,12 +149,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 		return nil, fmt.Errorf("first snapshot: %w", err)
 	}
 	a.gateway = httpgw.New(httpgw.Options{Engine: a.engine, Usage: a.usage, Metrics: dp, Logger: log, AccessLog: cfg.AccessLog,
-		Publisher: mqttPublisher{a}})
+		Publisher: mqttPublisher{a}, Devices: a.devices})
 	gov := lifecycle.Governance{Usage: a.usage}
 	machine := lifecycle.New(gov.Checks()...)
 	a.flusher = &usagestore.Flusher{Recorder: a.usage, Store: a.store}
 	a.sweeper = newSweeper(a, machine)
-	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: machine, Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage, Governance: gov})
+	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: machine, Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage, Governance: gov, Devices: a.devices})
 	a.admin.SetDeviceOptions(admin.DeviceOptions{KEK: kek})
 	mux := http.NewServeMux()
 	mux.Handle(admin.Prefix+"/", a.admin)
@@ -195,6 +200,11 @@ func (a *App) Start() error {
 	go func() {
 		defer close(a.bgDone)
 		a.builder.Run(a.bgCtx)
+	}()
+	a.seenDone = make(chan struct{})
+	go func() {
+		defer close(a.seenDone)
+		a.runSeenFlusher(a.bgCtx, a.cfg.DeviceSeenInterval)
 	}()
 	if err := a.startDataPlane(); err != nil {
 		return err
@@ -249,6 +259,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 	// The data plane has stopped: the last calls are persisted now.
 	if _, err := a.flusher.Flush(context.WithoutCancel(ctx)); err != nil {
 		errs = append(errs, fmt.Errorf("flush usage: %w", err))
+	}
+	if a.seenDone != nil {
+		<-a.seenDone
+		// The data plane is stopped: the last sightings are final.
+		if _, err := a.flushSeen(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("device sightings: %w", err))
+		}
 	}
 	if a.forwarder != nil {
 		a.forwarder.Wait()

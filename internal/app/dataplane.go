@@ -72,7 +72,7 @@ func (a *App) startDataPlane() error {
 		go a.serve(srv, func() error { return srv.Serve(ln) }, "debug")
 	}
 	if a.cfg.HTTPSAddr != "" {
-		tc, err := a.tlsConfig()
+		tc, err := a.tlsConfig("https")
 		if err != nil {
 			return err
 		}
@@ -96,16 +96,23 @@ func (a *App) serve(_ *http.Server, run func() error, name string) {
 	}
 }
 
-// tlsConfig: TLS 1.2+, and client certificates per --client-auth. Without a
+// tlsConfig: TLS 1.2+, and client certificates per --client-auth;
+// refused certificates are recorded under listener ("https", "mqtts"). Without a
 // client CA, "request" still asks for a certificate and TLS proves the
 // client holds its key; the engine then accepts only certificates pinned to
 // an application, like SSH keys.
-func (a *App) tlsConfig() (*tls.Config, error) {
+func (a *App) tlsConfig(listener string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if listener == "https" {
+		// Stated here rather than left to http.Server.ServeTLS, which adds
+		// them to its own copy: the per-connection configs of
+		// withHandshakeObserver are cloned from this one.
+		tc.NextProtos = []string{"h2", "http/1.1"}
+	}
 	if a.cfg.TLSClientCA != "" {
 		pem, err := os.ReadFile(a.cfg.TLSClientCA)
 		if err != nil {
@@ -117,15 +124,22 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 		}
 		tc.ClientCAs = pool
 	}
+	// With a client CA, the chain is verified by our cached verifier
+	// (chainVerifier) after the handshake instead of by crypto/tls in it:
+	// TLS is asked for the certificate only, and still checks that the
+	// client holds its key.
+	var chain *chainVerifier
 	switch {
 	case a.cfg.ClientAuth == "require":
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		tc.ClientAuth = tls.RequireAnyClientCert
+		chain = newChainVerifier(tc.ClientCAs, true)
 	case a.cfg.ClientAuth == "request" && tc.ClientCAs != nil:
-		tc.ClientAuth = tls.VerifyClientCertIfGiven
+		tc.ClientAuth = tls.RequestClientCert
+		chain = newChainVerifier(tc.ClientCAs, false)
 	case a.cfg.ClientAuth == "request":
 		tc.ClientAuth = tls.RequestClientCert
 	}
-	return tc, nil
+	return a.withHandshakeObserver(tc, listener, chain), nil
 }
 
 // DataURLs lists the bound data-plane base URLs ("http://127.0.0.1:8080").
@@ -158,7 +172,7 @@ func (a *App) startMQTT() error {
 			ConstLabels: prometheus.Labels{"result": c.result},
 		}, func() float64 { return float64(get(fw.Stats())) }))
 	}
-	o := mqttgw.Options{Engine: a.engine, Usage: a.usage, Metrics: a.dp, Logger: a.log,
+	o := mqttgw.Options{Engine: a.engine, Usage: a.usage, Metrics: a.dp, Logger: a.log, Devices: a.devices,
 		// Telemetry on channels whose version names http(s) upstreams is
 		// forwarded to them (webhooks), batched and retried.
 		Forward: func(rt *policy.Route, topic, sender string, payload []byte, at time.Time) {
@@ -170,7 +184,7 @@ func (a *App) startMQTT() error {
 		Upstream: a.cfg.MQTTUpstream, UpstreamUsername: a.cfg.MQTTUpstreamUser, UpstreamPassword: a.cfg.MQTTUpstreamPassword,
 		MaxPacketSize: a.cfg.MQTTMaxPacketSize, Forbidden311: a.cfg.MQTTForbidden311}
 	if a.cfg.MQTTSAddr != "" {
-		tc, err := a.tlsConfig()
+		tc, err := a.tlsConfig("mqtts")
 		if err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ type device struct {
 	adm func(tok, method, path string, body any, want int) map[string]any
 }
 
-func enrolledDevice(t testing.TB) *device {
+func enrolledDevice(t testing.TB, opts ...func(*config.Config)) *device {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, r.Header.Get("X-Fleetgate-Subject"))
 	}))
@@ -61,6 +61,9 @@ func enrolledDevice(t testing.TB) *device {
 	cfg.DataDir, cfg.AdminAddr, cfg.HTTPAddr, cfg.HTTPSAddr = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.TLSCert, cfg.TLSKey, cfg.AdminToken = certFile, keyFile, "fgt_device-test-token-0123456789abcd"
 	cfg.DeviceKEK = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	for _, o := range opts {
+		o(&cfg)
+	}
 	a := startNode(t, cfg)
 	adm := func(tok, method, path string, body any, want int) map[string]any {
 		t.Helper()

@@ -52,6 +52,9 @@ type Config struct {
 	// or drop.
 	MQTTMaxPacketSize int
 	MQTTForbidden311  string
+	// DeviceSeenInterval is how often device sightings (last seen,
+	// reported firmware) are written to the store in one batch.
+	DeviceSeenInterval time.Duration
 	// DeviceKEK seals tenant CA private keys (base64 of 32 bytes; env
 	// FLEETGATE_DEVICE_KEK only, like the admin token: never a flag).
 	DeviceKEK string
@@ -82,6 +85,7 @@ func Default() Config {
 		MQTTForbidden311:    "disconnect",
 		UsageFlushInterval:  30 * time.Second,
 		SunsetSweepInterval: time.Hour,
+		DeviceSeenInterval:  30 * time.Second,
 	}
 }
 
@@ -113,36 +117,38 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("mqtt-upstream-username", d.MQTTUpstreamUser, "the gateway's user name at the external broker (password: FLEETGATE_MQTT_UPSTREAM_PASSWORD)")
 	fs.Duration("usage-flush-interval", d.UsageFlushInterval, "how often per-version usage (for usage-aware retirement) is written to the store")
 	fs.Duration("sunset-sweep-interval", d.SunsetSweepInterval, "how often deprecated versions past their sunset are retired, or alerted on when still called")
+	fs.Duration("device-seen-interval", d.DeviceSeenInterval, "how often devices' last-seen times and reported firmware are written to the store (100ms to 1h)")
 	fs.String("debug-addr", d.DebugAddr, "listen address of the Go profiler (/debug/pprof); keep it on loopback; empty disables it")
 }
 
 // fileConfig mirrors Config for strict YAML decoding.
 type fileConfig struct {
-	DataDir          *string `yaml:"data_dir"`
-	AdminAddr        *string `yaml:"admin_addr"`
-	Store            *string `yaml:"store"`
-	LogFormat        *string `yaml:"log_format"`
-	LogLevel         *string `yaml:"log_level"`
-	ShutdownTimeout  *string `yaml:"shutdown_timeout"`
-	HTTPAddr         *string `yaml:"http_addr"`
-	HTTPSAddr        *string `yaml:"https_addr"`
-	TLSCert          *string `yaml:"tls_cert"`
-	TLSKey           *string `yaml:"tls_key"`
-	TLSClientCA      *string `yaml:"tls_client_ca"`
-	ClientAuth       *string `yaml:"client_auth"`
-	AccessLog        *string `yaml:"access_log"`
-	RateLimitMax     *string `yaml:"rate_limit_max_buckets"`
-	DebugAddr        *string `yaml:"debug_addr"`
-	RateLimitRedis   *string `yaml:"rate_limit_redis"`
-	MQTTAddr         *string `yaml:"mqtt_addr"`
-	MQTTSAddr        *string `yaml:"mqtts_addr"`
-	MQTTWSAddr       *string `yaml:"mqtt_ws_addr"`
-	MQTTUpstream     *string `yaml:"mqtt_upstream"`
-	MQTTUpstreamUser *string `yaml:"mqtt_upstream_username"`
-	MQTTMaxPacket    *string `yaml:"mqtt_max_packet_size"`
-	MQTTForbidden311 *string `yaml:"mqtt_forbidden_311"`
-	UsageFlush       *string `yaml:"usage_flush_interval"`
-	SunsetSweep      *string `yaml:"sunset_sweep_interval"`
+	DataDir            *string `yaml:"data_dir"`
+	AdminAddr          *string `yaml:"admin_addr"`
+	Store              *string `yaml:"store"`
+	LogFormat          *string `yaml:"log_format"`
+	LogLevel           *string `yaml:"log_level"`
+	ShutdownTimeout    *string `yaml:"shutdown_timeout"`
+	HTTPAddr           *string `yaml:"http_addr"`
+	HTTPSAddr          *string `yaml:"https_addr"`
+	TLSCert            *string `yaml:"tls_cert"`
+	TLSKey             *string `yaml:"tls_key"`
+	TLSClientCA        *string `yaml:"tls_client_ca"`
+	ClientAuth         *string `yaml:"client_auth"`
+	AccessLog          *string `yaml:"access_log"`
+	RateLimitMax       *string `yaml:"rate_limit_max_buckets"`
+	DebugAddr          *string `yaml:"debug_addr"`
+	RateLimitRedis     *string `yaml:"rate_limit_redis"`
+	MQTTAddr           *string `yaml:"mqtt_addr"`
+	MQTTSAddr          *string `yaml:"mqtts_addr"`
+	MQTTWSAddr         *string `yaml:"mqtt_ws_addr"`
+	MQTTUpstream       *string `yaml:"mqtt_upstream"`
+	MQTTUpstreamUser   *string `yaml:"mqtt_upstream_username"`
+	MQTTMaxPacket      *string `yaml:"mqtt_max_packet_size"`
+	MQTTForbidden311   *string `yaml:"mqtt_forbidden_311"`
+	UsageFlush         *string `yaml:"usage_flush_interval"`
+	SunsetSweep        *string `yaml:"sunset_sweep_interval"`
+	DeviceSeenInterval *string `yaml:"device_seen_interval"`
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -162,7 +168,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout",
 		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr", "rate-limit-redis",
 		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username", "mqtt-max-packet-size", "mqtt-forbidden-311",
-		"usage-flush-interval", "sunset-sweep-interval"} {
+		"usage-flush-interval", "sunset-sweep-interval", "device-seen-interval"} {
 		if v := getenv("FLEETGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
 			set[name] = v
 		}
@@ -241,6 +247,12 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 			} else {
 				c.SunsetSweepInterval = d
 			}
+		case "device-seen-interval":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 100*time.Millisecond || d > time.Hour {
+				return c, fmt.Errorf("device-seen-interval %q: want a duration from 100ms to 1h", v)
+			}
+			c.DeviceSeenInterval = d
 		case "rate-limit-max-buckets":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1000 {
@@ -296,6 +308,7 @@ func loadFile(path string, set map[string]string) error {
 	put("mqtt-forbidden-311", fc.MQTTForbidden311)
 	put("usage-flush-interval", fc.UsageFlush)
 	put("sunset-sweep-interval", fc.SunsetSweep)
+	put("device-seen-interval", fc.DeviceSeenInterval)
 	return nil
 }
 

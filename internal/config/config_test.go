@@ -62,6 +62,8 @@ func TestBadConfig(t *testing.T) {
 		{name: "mqtt address", args: []string{"--mqtt-addr", "1883"}, want: "mqtt-addr"},
 		{name: "mqtt packet size", args: []string{"--mqtt-max-packet-size", "10"}, want: "mqtt-max-packet-size"},
 		{name: "mqtt 3.1.1 behaviour", args: []string{"--mqtt-forbidden-311", "ignore"}, want: "mqtt-forbidden-311"},
+		{name: "device seen interval too short", args: []string{"--device-seen-interval", "1ms"}, want: "device-seen-interval"},
+		{name: "device seen interval in a file", file: "device_seen_interval: often\n", want: "device-seen-interval"},
 		{name: "shutdown timeout", env: map[string]string{"FLEETGATE_SHUTDOWN_TIMEOUT": "soon"}, want: "shutdown-timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

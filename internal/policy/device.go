@@ -1,9 +1,7 @@
 package policy
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"time"
 
 	"github.com/fleetgate/fleetgate/internal/identity/pki"
@@ -45,6 +43,9 @@ type deviceEntry struct {
 	live      bool // device active and credential not revoked
 	notAfter  *time.Time
 	identity  pki.DeviceIdentity
+	// cred and status explain a refusal (see Snapshot.Refusal).
+	cred   *model.DeviceCredential
+	status model.DeviceStatus
 }
 
 // BuildDeviceIndex indexes the certificates of in. Credentials whose device
@@ -73,7 +74,8 @@ func BuildDeviceIndex(in DeviceInput) *DeviceIndex {
 			principals[id] = p
 		}
 		// One principal per device, shared by all its certificates.
-		e := &deviceEntry{principal: p, live: d.Status == model.DeviceActive && c.RevokedAt == nil, notAfter: c.NotAfter, identity: id}
+		e := &deviceEntry{principal: p, live: d.Status == model.DeviceActive && c.RevokedAt == nil, notAfter: c.NotAfter, identity: id,
+			cred: c, status: d.Status}
 		x.byFP[c.Fingerprint] = e
 		if e.live {
 			x.live[id] = true
@@ -102,12 +104,11 @@ func (x *DeviceIndex) Principal(cert *x509.Certificate, now time.Time) (*Princip
 	if x == nil || cert == nil {
 		return nil, false
 	}
-	sum := sha256.Sum256(cert.Raw)
-	fp := hex.EncodeToString(sum[:])
-	e := x.byFP[fp]
+	fp := fingerprintHex(cert, new([64]byte))
+	e := x.byFP[string(fp)]
 	if e == nil {
 		// Not issued by Fleetgate: maybe by a tenant's external CA.
-		return x.ext.principal(cert, fp, now)
+		return x.ext.principal(cert, string(fp), now)
 	}
 	if !e.live || (e.notAfter != nil && !now.Before(*e.notAfter)) || !now.Before(cert.NotAfter) {
 		return nil, false

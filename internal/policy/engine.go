@@ -2,8 +2,6 @@ package policy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -169,8 +167,7 @@ func (e *Engine) authenticate(s *Snapshot, rt *Route, r *Request) (*Principal, S
 	a := &rt.auth
 	c := &r.Credentials
 	if c.PeerCert != nil && a.methods&methodMTLS != 0 {
-		sum := sha256.Sum256(c.PeerCert.Raw)
-		if p := s.pins[hex.EncodeToString(sum[:])]; p != nil && p.Tenant == rt.Tenant {
+		if p := s.pins[string(fingerprintHex(c.PeerCert, new([64]byte)))]; p != nil && p.Tenant == rt.Tenant {
 			return p, Allow, ""
 		}
 		if p, ok := s.devices.Principal(c.PeerCert, r.Now); ok && p.Tenant == rt.Tenant {
@@ -387,8 +384,7 @@ func (p *Principal) bucketKey(l *limitSpec) string {
 // returned principal is then attached to every request of the session.
 func (e *Engine) AuthenticateSession(s *Snapshot, c Credentials, now time.Time) (*Principal, Status, string) {
 	if c.PeerCert != nil {
-		sum := sha256.Sum256(c.PeerCert.Raw)
-		if p := s.pins[hex.EncodeToString(sum[:])]; p != nil {
+		if p := s.pins[string(fingerprintHex(c.PeerCert, new([64]byte)))]; p != nil {
 			return p, Allow, ""
 		}
 		if p, ok := s.devices.Principal(c.PeerCert, now); ok {

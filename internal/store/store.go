@@ -236,6 +236,16 @@ type Tx interface {
 	GetExternalCA(tenant, name string) (*model.ExternalCA, error)
 	ListExternalCAs(tenant string, p Page) ([]model.ExternalCA, error)
 	DeleteExternalCA(tenant, name string) error
+	// Device last-seen and firmware reporting (devobs): the data plane's
+	// sightings, written in batches by the flusher.
+	//
+	// MarkDeviceSeen sets the device's first_seen once, advances last_seen
+	// to at (never backwards) and, when firmware is not "" and differs
+	// from the recorded one, replaces it. It returns the firmware recorded
+	// before and whether it changed, or ErrNotFound when the device does
+	// not exist. The device row is locked while read, so a concurrent
+	// registry edit is neither lost nor overwritten.
+	MarkDeviceSeen(tenant, id string, at time.Time, firmware string) (previous string, changed bool, err error)
 
 	AddTransition(t *model.Transition) error
 	ListTransitions(tenant, versionID string) ([]model.Transition, error)

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fleetgate/fleetgate/internal/devobs"
 	"github.com/fleetgate/fleetgate/internal/policy"
 	"github.com/fleetgate/fleetgate/internal/ratelimit"
 	"github.com/fleetgate/fleetgate/internal/telemetry"
@@ -49,6 +50,10 @@ type Options struct {
 	// Publisher delivers the body of operations whose upstream is an MQTT
 	// target (commands to devices). Nil: such operations answer 502.
 	Publisher Publisher
+	// Devices, when set, notes authenticated devices (last seen, the
+	// firmware they report in the Fleetgate-Firmware header) and refused
+	// revoked API keys. Certificates are observed at the TLS handshake.
+	Devices *devobs.Recorder
 }
 
 // Publisher publishes a message on the MQTT data plane. The composition
@@ -206,6 +211,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.ContentLength = int64(len(body))
 	}
 	d := g.o.Engine.Decide(r.Context(), s, &req)
+	if g.o.Devices != nil {
+		g.observe(s, &req, &d, r)
+	}
 	if d.HasRateLimit {
 		setRateLimitHeaders(w.Header(), &d.RateLimit)
 	}

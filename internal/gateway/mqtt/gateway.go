@@ -42,6 +42,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/fleetgate/fleetgate/internal/devobs"
 	"github.com/fleetgate/fleetgate/internal/policy"
 	"github.com/fleetgate/fleetgate/internal/telemetry"
 	"github.com/fleetgate/fleetgate/internal/usage"
@@ -82,6 +83,11 @@ type Options struct {
 	// MaxWaitingReplies bounds the commands waiting for a device's reply
 	// at once (Request); more get ErrBusy. 0 means DefaultMaxWaitingReplies.
 	MaxWaitingReplies int
+	// Devices, when set, notes device sessions (CONNECT and every
+	// decision: last seen; firmware from the CONNECT) and CONNECTs
+	// refused for a revoked API key. Certificates are observed at the TLS
+	// handshake by whoever builds TLSConfig.
+	Devices *devobs.Recorder
 }
 
 // Gateway is the MQTT data-plane adapter. Its methods are safe for

@@ -225,6 +225,9 @@ func (g *Gateway) admit(ctx context.Context, c *connectRequest) (*session, packe
 	p, st, reason := g.o.Engine.AuthenticateSession(snap, creds, now)
 	if st != policy.Allow {
 		g.denial(reason)
+		if g.o.Devices != nil && creds.APIKey != "" {
+			g.o.Devices.Refused(snap, policy.Credentials{APIKey: creds.APIKey}, "mqtt", c.clientIP, now)
+		}
 		g.log.Debug("mqtt connect refused", "reason", reason, "client_id", pk.Connect.ClientIdentifier, "remote", c.clientIP)
 		if reason == policy.ReasonNoCredentials {
 			return nil, codeNotAuthorized
@@ -249,6 +252,9 @@ func (g *Gateway) admit(ctx context.Context, c *connectRequest) (*session, packe
 	var cert *x509.Certificate
 	if c.cert != nil && (p.Kind == "device" || p.Credential == "certificate") {
 		cert = c.cert
+	}
+	if g.o.Devices != nil {
+		g.o.Devices.Seen(p, connectFirmware(pk), now)
 	}
 	s := &session{principal: p, cert: cert, clientID: id, key: key, username: string(pk.Connect.Username), clientIP: c.clientIP,
 		transport: c.transport, version: pk.ProtocolVersion}
@@ -544,6 +550,9 @@ func (g *Gateway) record(d *policy.Decision, s *session, code byte, start time.T
 		} else {
 			g.o.Metrics.Request("mqtt", "", "", "", int(code), time.Since(start))
 		}
+	}
+	if g.o.Devices != nil {
+		g.o.Devices.Seen(s.principal, "", start)
 	}
 	if d.Allowed() {
 		if g.o.Usage != nil && rt != nil {

@@ -40,6 +40,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Claims", testClaims},
 		{"ClaimCountParallel", testClaimCountParallel},
 		{"ExternalCAs", testExternalCAs},
+		{"DeviceSeen", testDeviceSeen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
