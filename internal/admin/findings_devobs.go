@@ -47,7 +47,7 @@ func activityFindings(rec *devobs.Recorder, tenant string, devices []model.Devic
 		obj := fmt.Sprintf("%s %s (%s: %d attempt(s), last %s from %s)", a.Subject, a.Credential, a.Protocol, a.Count,
 			a.Last.Format(time.RFC3339), orUnknown(a.Remote))
 		switch a.Kind {
-		case policy.RefusedRevokedCertificate, policy.RefusedRevokedAPIKey:
+		case policy.RefusedRevokedCertificate, policy.RefusedRevokedAPIKey, policy.RefusedRevokedToken:
 			revoked = append(revoked, obj)
 		case policy.RefusedInactiveDevice:
 			if a.Status != string(model.DevicePending) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -175,6 +176,18 @@ func TestDeviceTokensAndPSKsRevokeAtOnce(t *testing.T) {
 	}
 	if _, _, err := connect("m1", tok1); err == nil {
 		t.Fatal("MQTT CONNECT with a revoked token accepted")
+	}
+	// Both refusals are a revoked credential still trying: a finding that
+	// names the device and the token's id, never the token.
+	var objs []any
+	for _, f := range adm("GET", "/security/findings", nil, 200)["findings"].([]any) {
+		if m := f.(map[string]any); m["id"] == "revoked-credential-attempts" {
+			objs = m["objects"].([]any)
+		}
+	}
+	if len(objs) != 2 || !strings.Contains(fmt.Sprint(objs), "device:m1 device_token:"+jti1) ||
+		!strings.Contains(fmt.Sprint(objs), "(http: ") || !strings.Contains(fmt.Sprint(objs), "(mqtt: ") || strings.Contains(fmt.Sprint(objs), tok1) {
+		t.Fatalf("revoked-credential-attempts objects: %v", objs)
 	}
 	// ...and revoking the PSK removes it from the lookup.
 	adm("POST", "/devices/m1/psks/"+pskID+"/revoke", nil, 200)

@@ -84,6 +84,7 @@ type credEntry struct {
 	live      bool // device active and credential not revoked
 	notAfter  *time.Time
 	key       SecretBytes // PSKs only
+	status    model.DeviceStatus
 }
 
 func (e *credEntry) valid(now time.Time) bool {
@@ -111,7 +112,7 @@ func buildDeviceCreds(in DeviceInput, devices map[pki.DeviceIdentity]*model.Devi
 		if d == nil {
 			continue
 		}
-		e := &credEntry{live: d.Status == model.DeviceActive && c.RevokedAt == nil, notAfter: c.NotAfter}
+		e := &credEntry{live: d.Status == model.DeviceActive && c.RevokedAt == nil, notAfter: c.NotAfter, status: d.Status}
 		switch c.Kind {
 		case model.CredToken:
 			e.principal = credPrincipal(d, credDeviceToken+c.ID)
@@ -195,6 +196,40 @@ func (x *DeviceIndex) Token(token string, now time.Time) (p *Principal, ours boo
 			nbf: time.Unix(pt.Claims.NotBefore, 0).Add(-devtoken.ClockSkew), exp: time.Unix(pt.Claims.Expiry, 0).Add(devtoken.ClockSkew)})
 	}
 	return e.principal, true
+}
+
+// tokenRefusal classifies a device token this control plane signed and
+// recorded whose credential is revoked or whose device is not active. The
+// signature is checked (anyone can make up a jti); the dates are not: a
+// revoked token presented after its expiry is still a device that kept it.
+func (x *DeviceIndex) tokenRefusal(token string) (Refusal, bool) {
+	if x == nil || x.creds == nil || !devtoken.LooksLikeToken(token) {
+		return Refusal{}, false
+	}
+	pt, err := devtoken.Parse(token)
+	if err != nil {
+		return Refusal{}, false
+	}
+	k, ok := x.creds.keys[pt.KID]
+	if !ok || pt.Claims.Tenant != k.Tenant {
+		return Refusal{}, false
+	}
+	// Verify at an instant inside the token's own validity: only the
+	// signature and the required claims decide here.
+	if pt.Verify(k.Public, time.Unix(pt.Claims.Expiry, 0).Add(-time.Second)) != nil {
+		return Refusal{}, false
+	}
+	e := x.creds.tokens[k.Tenant+"/"+pt.Claims.ID]
+	if e == nil || e.live || e.principal.Device != pt.Claims.Subject {
+		return Refusal{}, false
+	}
+	r := Refusal{Tenant: k.Tenant, Subject: "device:" + e.principal.Device, Credential: e.principal.Credential}
+	if e.status == model.DeviceActive {
+		r.Kind = RefusedRevokedToken
+	} else {
+		r.Kind, r.Status = RefusedInactiveDevice, string(e.status)
+	}
+	return r, true
 }
 
 // sessionActive reports whether a device principal is still backed by the

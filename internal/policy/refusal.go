@@ -19,6 +19,7 @@ const (
 	RefusedRevokedCertificate = "revoked-certificate"
 	RefusedInactiveDevice     = "inactive-device" // suspended, quarantined, decommissioned, pending
 	RefusedRevokedAPIKey      = "revoked-api-key"
+	RefusedRevokedToken       = "revoked-device-token"
 )
 
 // Refusal names a known credential that authentication refused.
@@ -42,6 +43,11 @@ type Refusal struct {
 func (s *Snapshot) Refusal(c Credentials, now time.Time) (Refusal, bool) {
 	if c.PeerCert != nil {
 		if r, ok := s.devices.refusal(c.PeerCert); ok {
+			return r, true
+		}
+	}
+	if c.Bearer != "" {
+		if r, ok := s.devices.tokenRefusal(c.Bearer); ok {
 			return r, true
 		}
 	}

@@ -226,7 +226,8 @@ func (g *Gateway) admit(ctx context.Context, c *connectRequest) (*session, packe
 	if st != policy.Allow {
 		g.denial(reason)
 		if g.o.Devices != nil && creds.APIKey != "" {
-			g.o.Devices.Refused(snap, policy.Credentials{APIKey: creds.APIKey}, "mqtt", c.clientIP, now)
+			// The password is an API key or a device token: try both.
+			g.o.Devices.Refused(snap, policy.Credentials{APIKey: creds.APIKey, Bearer: creds.APIKey}, "mqtt", c.clientIP, now)
 		}
 		g.log.Debug("mqtt connect refused", "reason", reason, "client_id", pk.Connect.ClientIdentifier, "remote", c.clientIP)
 		if reason == policy.ReasonNoCredentials {
