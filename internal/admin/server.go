@@ -162,6 +162,7 @@ func New(o Options) *Server {
 		{"GET", "/security/findings", s.securityFindings},
 	}
 	s.routes = append(s.routes, s.deviceRoutes()...)
+	s.routes = append(s.routes, s.reviewRoutes()...)
 	mux := http.NewServeMux()
 	for _, rt := range s.routes {
 		mux.Handle(rt.method+" "+Prefix+rt.path, s.handle(rt.h))

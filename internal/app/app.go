@@ -26,6 +26,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/lifecycle"
 	"github.com/fleetgate/fleetgate/internal/policy"
 	"github.com/fleetgate/fleetgate/internal/ratelimit"
+	"github.com/fleetgate/fleetgate/internal/review"
 	"github.com/fleetgate/fleetgate/internal/snapshot"
 	"github.com/fleetgate/fleetgate/internal/store"
 	"github.com/fleetgate/fleetgate/internal/store/postgres"
@@ -60,6 +61,10 @@ type App struct {
 	bgCtx     context.Context
 	bgCancel  context.CancelFunc
 	bgDone    chan struct{}
+	// reviews publishes approved versions at their scheduled time;
+	// reviewDone is closed when its loop ends (nil when it never ran).
+	reviews    *review.ScheduledPublisher
+	reviewDone chan struct{}
 }
 
 // New opens the store (applying migrations), bootstraps the first tenant and
@@ -138,7 +143,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 			return nil, fmt.Errorf("FLEETGATE_DEVICE_KEK: %w", err)
 		}
 	}
-	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: lifecycle.New(lifecycle.Governance{Usage: a.usage}.Checks()...), Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage})
+	machine := lifecycle.New(append(lifecycle.Governance{Usage: a.usage}.Checks(), review.Check)...)
+	a.reviews = &review.ScheduledPublisher{Store: a.store, Machine: machine, Log: log, OnChange: a.builder.Notify}
+	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: machine, Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage})
 	a.admin.SetDeviceOptions(admin.DeviceOptions{KEK: kek})
 	mux := http.NewServeMux()
 	mux.Handle(admin.Prefix+"/", a.admin)
@@ -185,6 +192,10 @@ func (a *App) Start() error {
 		defer close(a.bgDone)
 		a.builder.Run(a.bgCtx)
 	}()
+	if every := a.cfg.ReviewPublishInterval; every > 0 {
+		a.reviewDone = make(chan struct{})
+		go a.runScheduledPublications(a.bgCtx, every)
+	}
 	if err := a.startDataPlane(); err != nil {
 		return err
 	}
@@ -232,6 +243,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.bgCancel()
 	if a.adminLn != nil {
 		<-a.bgDone
+	}
+	if a.reviewDone != nil {
+		<-a.reviewDone
 	}
 	if a.forwarder != nil {
 		a.forwarder.Wait()

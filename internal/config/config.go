@@ -52,6 +52,9 @@ type Config struct {
 	// or drop.
 	MQTTMaxPacketSize int
 	MQTTForbidden311  string
+	// ReviewPublishInterval is how often approved versions whose
+	// publish_at has come are published (0 turns the scheduler off).
+	ReviewPublishInterval time.Duration
 	// DeviceKEK seals tenant CA private keys (base64 of 32 bytes; env
 	// FLEETGATE_DEVICE_KEK only, like the admin token: never a flag).
 	DeviceKEK string
@@ -64,18 +67,19 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		DataDir:           "./fleetgate-data",
-		AdminAddr:         "127.0.0.1:9400",
-		Store:             "sqlite",
-		LogFormat:         "text",
-		LogLevel:          "info",
-		ShutdownTimeout:   15 * time.Second,
-		HTTPAddr:          "127.0.0.1:8080",
-		ClientAuth:        "request",
-		AccessLog:         true,
-		RateLimitMax:      1_000_000,
-		MQTTMaxPacketSize: 256 << 10,
-		MQTTForbidden311:  "disconnect",
+		DataDir:               "./fleetgate-data",
+		AdminAddr:             "127.0.0.1:9400",
+		Store:                 "sqlite",
+		LogFormat:             "text",
+		LogLevel:              "info",
+		ShutdownTimeout:       15 * time.Second,
+		HTTPAddr:              "127.0.0.1:8080",
+		ClientAuth:            "request",
+		AccessLog:             true,
+		RateLimitMax:          1_000_000,
+		MQTTMaxPacketSize:     256 << 10,
+		MQTTForbidden311:      "disconnect",
+		ReviewPublishInterval: 30 * time.Second,
 	}
 }
 
@@ -105,6 +109,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Int("mqtt-max-packet-size", d.MQTTMaxPacketSize, "largest MQTT packet accepted, in bytes")
 	fs.String("mqtt-forbidden-311", d.MQTTForbidden311, "a forbidden PUBLISH from an MQTT 3.1.1 client: disconnect or drop")
 	fs.String("mqtt-upstream-username", d.MQTTUpstreamUser, "the gateway's user name at the external broker (password: FLEETGATE_MQTT_UPSTREAM_PASSWORD)")
+	fs.Duration("review-publish-interval", d.ReviewPublishInterval, "how often scheduled publications of approved versions run (0 disables them)")
 	fs.String("debug-addr", d.DebugAddr, "listen address of the Go profiler (/debug/pprof); keep it on loopback; empty disables it")
 }
 
@@ -133,6 +138,7 @@ type fileConfig struct {
 	MQTTUpstreamUser *string `yaml:"mqtt_upstream_username"`
 	MQTTMaxPacket    *string `yaml:"mqtt_max_packet_size"`
 	MQTTForbidden311 *string `yaml:"mqtt_forbidden_311"`
+	ReviewPublish    *string `yaml:"review_publish_interval"`
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -151,7 +157,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	}
 	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout",
 		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr", "rate-limit-redis",
-		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username", "mqtt-max-packet-size", "mqtt-forbidden-311"} {
+		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username", "mqtt-max-packet-size", "mqtt-forbidden-311", "review-publish-interval"} {
 		if v := getenv("FLEETGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
 			set[name] = v
 		}
@@ -220,6 +226,12 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("mqtt-forbidden-311 %q: want disconnect or drop", v)
 			}
 			c.MQTTForbidden311 = v
+		case "review-publish-interval":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || (d > 0 && d < 100*time.Millisecond) || d > 24*time.Hour {
+				return c, fmt.Errorf("review-publish-interval %q: want 0 (off) or a duration from 100ms to 24h", v)
+			}
+			c.ReviewPublishInterval = d
 		case "rate-limit-max-buckets":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1000 {
@@ -273,6 +285,7 @@ func loadFile(path string, set map[string]string) error {
 	put("mqtt-upstream-username", fc.MQTTUpstreamUser)
 	put("mqtt-max-packet-size", fc.MQTTMaxPacket)
 	put("mqtt-forbidden-311", fc.MQTTForbidden311)
+	put("review-publish-interval", fc.ReviewPublish)
 	return nil
 }
 
