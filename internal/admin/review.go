@@ -52,8 +52,8 @@ type reviewView struct {
 	Approvals         []model.ReviewEvent `json:"approvals"`
 	ApprovalsRequired int                 `json:"approvals_required"`
 	// ChangesRequested and Comments span every round, oldest first.
-	ChangesRequested []model.ReviewEvent  `json:"changes_requested"`
-	Comments         []model.ReviewEvent  `json:"comments"`
+	ChangesRequested []model.ReviewEvent   `json:"changes_requested"`
+	Comments         []model.ReviewEvent   `json:"comments"`
 	Scheduled        *model.ReviewSchedule `json:"scheduled"`
 	*lifecycle.Report
 }

@@ -48,6 +48,7 @@ func (a *app) commands() []*cobra.Command {
 	cmds := []*cobra.Command{
 		a.apisCmd(), a.versionsCmd(), a.appsCmd(), a.keysCmd(), a.ownershipsCmd(),
 		a.tenantsCmd(), a.operatorsCmd(), a.tokensCmd(), a.auditCmd(), a.applyCmd(), a.whoamiCmd(), a.inventoryCmd(), a.securityCmd(), a.devicesCmd(), a.caCmd(),
+		a.reviewCmd(),
 	}
 	for _, c := range cmds {
 		addGlobalFlags(c, &a.g)
