@@ -2,10 +2,18 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fleetgate/fleetgate/internal/app"
+	"github.com/fleetgate/fleetgate/internal/config"
+	"github.com/fleetgate/fleetgate/internal/store/pgtest"
 )
 
 // problemType asserts a problem answer's status and type suffix.
@@ -339,38 +347,70 @@ func TestReviewWorkflow(t *testing.T) {
 	})
 }
 
+// newEnvOn is newEnv on a chosen backend ("sqlite" or "postgres", a
+// private schema of the test server).
+func newEnvOn(t *testing.T, backend string) *env {
+	t.Helper()
+	if backend == "sqlite" {
+		return newEnv(t)
+	}
+	cfg := config.Default()
+	cfg.DataDir, cfg.AdminAddr, cfg.HTTPAddr, cfg.AdminToken = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", rootToken
+	cfg.Store = pgtest.SchemaURL(t)
+	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
+	return &env{t: t, url: a.AdminURL(), app: a, dir: cfg.DataDir, http: &http.Client{Timeout: 30 * time.Second}}
+}
+
 // TestConcurrentLastApprovals: two reviewers give the last two approvals
-// at the same moment; the version is published exactly once.
+// at the same moment, repeatedly; each version is published exactly once
+// (the version's row lock orders them; on PostgreSQL that lock is what
+// keeps both from counting one approval, or both from publishing).
 func TestConcurrentLastApprovals(t *testing.T) {
-	e := newEnv(t)
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) { concurrentLastApprovals(t, newEnvOn(t, backend)) })
+	}
+}
+
+func concurrentLastApprovals(t *testing.T, e *env) {
 	admin := e.tenantWithAdmin("acme", "boss", "admin")
 	ann := e.operator("acme", "ann", "author")
 	revs := []string{e.operator("acme", "rita", "reviewer"), e.operator("acme", "rob", "reviewer")}
 	e.must(200, admin, "PUT", "/review-settings", map[string]any{"approvals_required": 2})
-	e.must(201, ann, "POST", "/apis", map[string]any{"name": "vehicles", "owner": "o"})
-	e.must(201, ann, "POST", "/apis/vehicles/versions", map[string]any{"version": "v1", "spec": specWithBase("/v1"), "policy": ownedPolicy()})
-	e.must(200, ann, "POST", "/apis/vehicles/versions/v1/transitions", map[string]any{"to": "in_review"})
-	var wg sync.WaitGroup
-	results := make([]resp, len(revs))
-	for i, tok := range revs {
-		wg.Add(1)
-		go func(i int, tok string) {
-			defer wg.Done()
-			results[i] = e.call(tok, "POST", "/apis/vehicles/versions/v1/review/approve", map[string]any{})
-		}(i, tok)
-	}
-	wg.Wait()
-	published := 0
-	for _, r := range results {
-		if r.status != 200 {
-			t.Fatalf("approval: %d %s", r.status, r.body)
+	for i := 0; i < 5; i++ { // one API each: published versions must not collide
+		api := fmt.Sprintf("vehicles%d", i)
+		vp := "/apis/" + api + "/versions/v1"
+		e.must(201, ann, "POST", "/apis", map[string]any{"name": api, "owner": "o"})
+		e.must(201, ann, "POST", "/apis/"+api+"/versions", map[string]any{"version": "v1", "spec": specWithBase(fmt.Sprintf("/c%d", i)), "policy": ownedPolicy()})
+		e.must(200, ann, "POST", vp+"/transitions", map[string]any{"to": "in_review"})
+		var wg sync.WaitGroup
+		results := make([]resp, len(revs))
+		for j, tok := range revs {
+			wg.Add(1)
+			go func(j int, tok string) {
+				defer wg.Done()
+				results[j] = e.call(tok, "POST", vp+"/review/approve", map[string]any{})
+			}(j, tok)
 		}
-		if r.json(t)["published"] == true {
-			published++
+		wg.Wait()
+		published := 0
+		for _, r := range results {
+			if r.status != 200 {
+				t.Fatalf("approval: %d %s", r.status, r.body)
+			}
+			if r.json(t)["published"] == true {
+				published++
+			}
 		}
-	}
-	trs := e.must(200, ann, "GET", "/apis/vehicles/versions/v1/transitions", nil)["items"].([]any)
-	if published != 1 || len(trs) != 2 {
-		t.Fatalf("published by %d approvals, %d transitions", published, len(trs))
+		trs := e.must(200, ann, "GET", vp+"/transitions", nil)["items"].([]any)
+		if published != 1 || len(trs) != 2 {
+			t.Fatalf("%s published by %d approvals, %d transitions", api, published, len(trs))
+		}
 	}
 }

@@ -143,7 +143,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 			return nil, fmt.Errorf("FLEETGATE_DEVICE_KEK: %w", err)
 		}
 	}
-	machine := lifecycle.New(append(lifecycle.Governance{Usage: a.usage}.Checks(), review.Check)...)
+	// The approvals check runs before the governance checks: who may
+	// publish is settled before whether the gateway can take the version.
+	machine := lifecycle.New(append([]lifecycle.Check{review.Check}, lifecycle.Governance{Usage: a.usage}.Checks()...)...)
 	a.reviews = &review.ScheduledPublisher{Store: a.store, Machine: machine, Log: log, OnChange: a.builder.Notify}
 	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: machine, Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage})
 	a.admin.SetDeviceOptions(admin.DeviceOptions{KEK: kek})

@@ -245,3 +245,68 @@ func testReviewSchedules(t *testing.T, s store.Store) {
 		t.Fatalf("after deleting the API: %v", got)
 	}
 }
+
+// testLockVersion: a transaction that locks a version waits for another
+// that holds the lock, and then sees what that one committed. This is what
+// makes two concurrent last approvals count each other.
+func testLockVersion(t *testing.T, s store.Store) {
+	seedTenant(t, s, "a")
+	v := seedVersion(t, s, seedAPI(t, s, "a", "vehicles"), "v-1", "v1")
+	locked, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	first := make(chan error, 1)
+	firstDone := false
+	defer func() { // a failing test must not leave the first transaction open
+		free()
+		if !firstDone {
+			<-first
+		}
+	}()
+	go func() {
+		first <- s.Update(ctx, func(tx store.Tx) error {
+			if err := tx.LockVersion("a", v.ID); err != nil {
+				close(locked)
+				return err
+			}
+			close(locked)
+			<-release
+			return tx.AddReviewEvent(&model.ReviewEvent{ID: "first", TenantID: "a", VersionID: v.ID, Round: 1, Kind: model.ReviewApproval, Actor: "a/rita", At: now()})
+		})
+	}()
+	<-locked
+	second := make(chan int, 1)
+	go func() {
+		seen := -1
+		err := s.Update(ctx, func(tx store.Tx) error {
+			if err := tx.LockVersion("a", v.ID); err != nil {
+				return err
+			}
+			es, err := tx.ListReviewEvents("a", v.ID)
+			seen = len(es)
+			return err
+		})
+		if err != nil {
+			t.Errorf("second transaction: %v", err)
+		}
+		second <- seen
+	}()
+	select {
+	case n := <-second:
+		t.Fatalf("the second transaction did not wait for the lock (saw %d events)", n)
+	case <-time.After(300 * time.Millisecond):
+	}
+	free()
+	firstDone = true
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-second:
+		if n != 1 {
+			t.Fatalf("after the lock was released the second transaction saw %d events, want 1", n)
+		}
+	case <-time.After(20 * time.Second): // hang guard
+		t.Fatal("the second transaction never got the lock")
+	}
+}

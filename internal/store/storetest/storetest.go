@@ -34,7 +34,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConsumersAndOwnership", testConsumers},
 		{"DevicesAndCredentials", testDevices},
 		{"TenantCAAndEnrollment", testTenantCAAndEnrollment},
-		{"ReviewSettings", testReviewSettings}, {"ReviewEvents", testReviewEvents}, {"ReviewSchedules", testReviewSchedules},
+		{"ReviewSettings", testReviewSettings}, {"ReviewEvents", testReviewEvents}, {"ReviewSchedules", testReviewSchedules}, {"LockVersion", testLockVersion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
