@@ -72,7 +72,9 @@ func (s *Server) getReview(w http.ResponseWriter, r *http.Request, p *principal)
 		out = reviewView{API: v.APIName, Version: v.Label, State: v.State, Author: v.Author, CoAuthors: st.CoAuthors, Round: st.Round,
 			Settings: st.Settings, ApprovalsRequired: st.Settings.ApprovalsRequired, Approvals: []model.ReviewEvent{},
 			ChangesRequested: []model.ReviewEvent{}, Comments: []model.ReviewEvent{}}
-		if v.State == model.StateInReview {
+		// A draft's last round ended (changes requested or withdrawn): its
+		// approvals no longer count. Past review, they are who approved.
+		if v.State != model.StateDraft {
 			out.Approvals = st.Approvals(v)
 		}
 		for _, e := range st.Events {

@@ -167,6 +167,9 @@ func TestReviewWorkflow(t *testing.T) {
 			t.Fatalf("state %v", v["state"])
 		}
 		problemType(t, e.call(dora, "POST", v1+"/review/approve", map[string]any{}), 409, "not-in-review")
+		if rv := e.must(200, audi, "GET", v1+"/review", nil); len(rv["approvals"].([]any)) != 2 || rv["state"] != "published" {
+			t.Fatalf("a published version's review names its approvers: %v", rv["approvals"])
+		}
 		hasAll(t, e.auditActions("acme", "vehicles/v1"), "acme/carl version.update", "acme/ann version.coauthor.add",
 			"acme/rita review.approve", "acme/rob review.approve", "acme/rob version.transition")
 	})
