@@ -395,7 +395,14 @@ func (s *Server) updateVersion(w http.ResponseWriter, r *http.Request, p *princi
 		if _, v, err = loadVersion(tx, p, r); err != nil {
 			return err
 		}
-		return updateDraft(tx, rec, v, &b)
+		if err := updateDraft(tx, rec, v, &b); err != nil {
+			return err
+		}
+		if co, err := noteEditor(tx, p, v); err != nil || co != "" {
+			rec.Detail = jsonDetail(map[string]any{"co_author_added": co})
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return err

@@ -240,6 +240,9 @@ func applyVersion(tx store.Tx, p *principal, a *model.API, ptr string, b *versio
 	if err := tx.UpdateVersion(&want); err != nil {
 		return item, err
 	}
+	if _, err := noteEditor(tx, p, &want); err != nil {
+		return item, err
+	}
 	return item, audit(a.TenantID, "version.update", "version", a.Name+"/"+want.Label, before, digest(&want))
 }
 

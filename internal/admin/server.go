@@ -174,6 +174,7 @@ func New(o Options) *Server {
 	s.routes = append(s.routes, s.governanceRoutes()...)
 	s.routes = append(s.routes, s.devCredRoutes()...)
 	s.routes = append(s.routes, s.claimRoutes()...)
+	s.routes = append(s.routes, s.reviewRoutes()...)
 	mux := http.NewServeMux()
 	for _, rt := range s.routes {
 		mux.Handle(rt.method+" "+Prefix+rt.path, s.handle(rt.h))

@@ -28,6 +28,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/lifecycle"
 	"github.com/fleetgate/fleetgate/internal/policy"
 	"github.com/fleetgate/fleetgate/internal/ratelimit"
+	"github.com/fleetgate/fleetgate/internal/review"
 	"github.com/fleetgate/fleetgate/internal/snapshot"
 	"github.com/fleetgate/fleetgate/internal/store"
 	"github.com/fleetgate/fleetgate/internal/store/postgres"
@@ -69,6 +70,10 @@ type App struct {
 	flusher *usagestore.Flusher
 	sweeper *lifecycle.SunsetSweeper
 	govLoop sync.WaitGroup
+	// reviews publishes approved versions at their scheduled time;
+	// reviewDone is closed when its loop ends (nil when it never ran).
+	reviews    *review.ScheduledPublisher
+	reviewDone chan struct{}
 }
 
 // New opens the store (applying migrations), bootstraps the first tenant and
@@ -151,9 +156,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, notice io.Wri
 	a.gateway = httpgw.New(httpgw.Options{Engine: a.engine, Usage: a.usage, Metrics: dp, Logger: log, AccessLog: cfg.AccessLog,
 		Publisher: mqttPublisher{a}, Devices: a.devices})
 	gov := lifecycle.Governance{Usage: a.usage}
-	machine := lifecycle.New(gov.Checks()...)
+	// The approvals check runs before the governance checks: who may
+	// publish is settled before whether the gateway can take the version.
+	machine := lifecycle.New(append([]lifecycle.Check{review.Check}, gov.Checks()...)...)
 	a.flusher = &usagestore.Flusher{Recorder: a.usage, Store: a.store}
 	a.sweeper = newSweeper(a, machine)
+	a.reviews = &review.ScheduledPublisher{Store: a.store, Machine: machine, Log: log, OnChange: a.builder.Notify}
 	a.admin = admin.New(admin.Options{Store: a.store, Lifecycle: machine, Logger: log, Metrics: a.metrics, OnChange: a.builder.Notify, Usage: a.usage, Governance: gov, Devices: a.devices})
 	a.admin.SetDeviceOptions(admin.DeviceOptions{KEK: kek})
 	mux := http.NewServeMux()
@@ -206,6 +214,10 @@ func (a *App) Start() error {
 		defer close(a.seenDone)
 		a.runSeenFlusher(a.bgCtx, a.cfg.DeviceSeenInterval)
 	}()
+	if every := a.cfg.ReviewPublishInterval; every > 0 {
+		a.reviewDone = make(chan struct{})
+		go a.runScheduledPublications(a.bgCtx, every)
+	}
 	if err := a.startDataPlane(); err != nil {
 		return err
 	}
@@ -266,6 +278,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if _, err := a.flushSeen(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("device sightings: %w", err))
 		}
+	}
+	if a.reviewDone != nil {
+		<-a.reviewDone
 	}
 	if a.forwarder != nil {
 		a.forwarder.Wait()

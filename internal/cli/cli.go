@@ -50,6 +50,7 @@ func (a *app) commands() []*cobra.Command {
 		a.tenantsCmd(), a.operatorsCmd(), a.tokensCmd(), a.auditCmd(), a.applyCmd(), a.whoamiCmd(), a.inventoryCmd(), a.securityCmd(), a.devicesCmd(), a.caCmd(),
 		a.governanceCmd(),
 		a.claimsCmd(), a.externalCAsCmd(),
+		a.reviewCmd(),
 	}
 	for _, c := range cmds {
 		addGlobalFlags(c, &a.g)

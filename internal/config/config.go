@@ -55,6 +55,9 @@ type Config struct {
 	// DeviceSeenInterval is how often device sightings (last seen,
 	// reported firmware) are written to the store in one batch.
 	DeviceSeenInterval time.Duration
+	// ReviewPublishInterval is how often approved versions whose
+	// publish_at has come are published (0 turns the scheduler off).
+	ReviewPublishInterval time.Duration
 	// DeviceKEK seals tenant CA private keys (base64 of 32 bytes; env
 	// FLEETGATE_DEVICE_KEK only, like the admin token: never a flag).
 	DeviceKEK string
@@ -71,21 +74,22 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		DataDir:             "./fleetgate-data",
-		AdminAddr:           "127.0.0.1:9400",
-		Store:               "sqlite",
-		LogFormat:           "text",
-		LogLevel:            "info",
-		ShutdownTimeout:     15 * time.Second,
-		HTTPAddr:            "127.0.0.1:8080",
-		ClientAuth:          "request",
-		AccessLog:           true,
-		RateLimitMax:        1_000_000,
-		MQTTMaxPacketSize:   256 << 10,
-		MQTTForbidden311:    "disconnect",
-		UsageFlushInterval:  30 * time.Second,
-		SunsetSweepInterval: time.Hour,
-		DeviceSeenInterval:  30 * time.Second,
+		DataDir:               "./fleetgate-data",
+		AdminAddr:             "127.0.0.1:9400",
+		Store:                 "sqlite",
+		LogFormat:             "text",
+		LogLevel:              "info",
+		ShutdownTimeout:       15 * time.Second,
+		HTTPAddr:              "127.0.0.1:8080",
+		ClientAuth:            "request",
+		AccessLog:             true,
+		RateLimitMax:          1_000_000,
+		MQTTMaxPacketSize:     256 << 10,
+		MQTTForbidden311:      "disconnect",
+		UsageFlushInterval:    30 * time.Second,
+		SunsetSweepInterval:   time.Hour,
+		DeviceSeenInterval:    30 * time.Second,
+		ReviewPublishInterval: 30 * time.Second,
 	}
 }
 
@@ -118,6 +122,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Duration("usage-flush-interval", d.UsageFlushInterval, "how often per-version usage (for usage-aware retirement) is written to the store")
 	fs.Duration("sunset-sweep-interval", d.SunsetSweepInterval, "how often deprecated versions past their sunset are retired, or alerted on when still called")
 	fs.Duration("device-seen-interval", d.DeviceSeenInterval, "how often devices' last-seen times and reported firmware are written to the store (100ms to 1h)")
+	fs.Duration("review-publish-interval", d.ReviewPublishInterval, "how often scheduled publications of approved versions run (0 disables them)")
 	fs.String("debug-addr", d.DebugAddr, "listen address of the Go profiler (/debug/pprof); keep it on loopback; empty disables it")
 }
 
@@ -149,6 +154,7 @@ type fileConfig struct {
 	UsageFlush         *string `yaml:"usage_flush_interval"`
 	SunsetSweep        *string `yaml:"sunset_sweep_interval"`
 	DeviceSeenInterval *string `yaml:"device_seen_interval"`
+	ReviewPublish      *string `yaml:"review_publish_interval"`
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -168,7 +174,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	for _, name := range []string{"data-dir", "admin-addr", "store", "log-format", "log-level", "shutdown-timeout",
 		"http-addr", "https-addr", "tls-cert", "tls-key", "tls-client-ca", "client-auth", "access-log", "rate-limit-max-buckets", "debug-addr", "rate-limit-redis",
 		"mqtt-addr", "mqtts-addr", "mqtt-ws-addr", "mqtt-upstream", "mqtt-upstream-username", "mqtt-max-packet-size", "mqtt-forbidden-311",
-		"usage-flush-interval", "sunset-sweep-interval", "device-seen-interval"} {
+		"usage-flush-interval", "sunset-sweep-interval", "device-seen-interval", "review-publish-interval"} {
 		if v := getenv("FLEETGATE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
 			set[name] = v
 		}
@@ -253,6 +259,12 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("device-seen-interval %q: want a duration from 100ms to 1h", v)
 			}
 			c.DeviceSeenInterval = d
+		case "review-publish-interval":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || (d > 0 && d < 100*time.Millisecond) || d > 24*time.Hour {
+				return c, fmt.Errorf("review-publish-interval %q: want 0 (off) or a duration from 100ms to 24h", v)
+			}
+			c.ReviewPublishInterval = d
 		case "rate-limit-max-buckets":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1000 {
@@ -309,6 +321,7 @@ func loadFile(path string, set map[string]string) error {
 	put("usage-flush-interval", fc.UsageFlush)
 	put("sunset-sweep-interval", fc.SunsetSweep)
 	put("device-seen-interval", fc.DeviceSeenInterval)
+	put("review-publish-interval", fc.ReviewPublish)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -65,11 +66,37 @@ func TestBadConfig(t *testing.T) {
 		{name: "device seen interval too short", args: []string{"--device-seen-interval", "1ms"}, want: "device-seen-interval"},
 		{name: "device seen interval in a file", file: "device_seen_interval: often\n", want: "device-seen-interval"},
 		{name: "shutdown timeout", env: map[string]string{"FLEETGATE_SHUTDOWN_TIMEOUT": "soon"}, want: "shutdown-timeout"},
+		{name: "review publish interval too short", args: []string{"--review-publish-interval", "1ms"}, want: "review-publish-interval"},
+		{name: "review publish interval negative", env: map[string]string{"FLEETGATE_REVIEW_PUBLISH_INTERVAL": "-1s"}, want: "review-publish-interval"},
+		{name: "review publish interval in a file", file: "review_publish_interval: often\n", want: "review-publish-interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.args, tc.env, tc.file)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReviewPublishInterval(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		file string
+		want time.Duration
+	}{
+		{name: "default", want: 30 * time.Second},
+		{name: "file", file: "review_publish_interval: 5s\n", want: 5 * time.Second},
+		{name: "env 0 turns it off over the file", file: "review_publish_interval: 5s\n", env: map[string]string{"FLEETGATE_REVIEW_PUBLISH_INTERVAL": "0"}, want: 0},
+		{name: "flag over env", args: []string{"--review-publish-interval", "1m"}, env: map[string]string{"FLEETGATE_REVIEW_PUBLISH_INTERVAL": "0"}, want: time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, tc.args, tc.env, tc.file)
+			if err != nil || c.ReviewPublishInterval != tc.want {
+				t.Fatalf("interval %v, %v; want %v", c.ReviewPublishInterval, err, tc.want)
 			}
 		})
 	}

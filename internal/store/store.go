@@ -250,6 +250,41 @@ type Tx interface {
 	AddTransition(t *model.Transition) error
 	ListTransitions(tenant, versionID string) ([]model.Transition, error)
 
+	// Review workflow (governance): co-authors of versions, the tenant's
+	// review settings, review events (comments, approvals, change
+	// requests) numbered by review round, and scheduled publications.
+	//
+	// AddCoAuthor records a co-author of a version; the same actor twice
+	// is ErrConflict. Co-authors are never removed: a co-author who could
+	// be removed could then approve their own work.
+	AddCoAuthor(c *model.CoAuthor) error
+	// ListCoAuthors lists a version's co-authors, oldest first.
+	ListCoAuthors(tenant, versionID string) ([]model.CoAuthor, error)
+	// GetReviewSettings is ErrNotFound when the tenant never set any
+	// (callers then apply model.DefaultReviewSettings).
+	GetReviewSettings(tenant string) (*model.ReviewSettings, error)
+	// PutReviewSettings creates or replaces the tenant's settings.
+	PutReviewSettings(s *model.ReviewSettings) error
+	// LockVersion holds the version's row lock until the transaction
+	// ends, so that concurrent approvals of one version are counted one
+	// after the other (PostgreSQL; SQLite writers are serialized anyway).
+	LockVersion(tenant, versionID string) error
+	// AddReviewEvent appends an event; a second approval by the same
+	// actor in the same round is ErrConflict.
+	AddReviewEvent(e *model.ReviewEvent) error
+	// ListReviewEvents lists a version's events in the order they
+	// happened.
+	ListReviewEvents(tenant, versionID string) ([]model.ReviewEvent, error)
+	// PutReviewSchedule creates or replaces the version's schedule.
+	PutReviewSchedule(s *model.ReviewSchedule) error
+	GetReviewSchedule(tenant, versionID string) (*model.ReviewSchedule, error)
+	// DeleteReviewSchedule removes the version's schedule; none is
+	// ErrNotFound.
+	DeleteReviewSchedule(tenant, versionID string) error
+	// ListDueReviewSchedules lists the schedules due at or before t in
+	// every tenant, earliest first, at most limit (1..1000).
+	ListDueReviewSchedules(t time.Time, limit int) ([]model.ReviewSchedule, error)
+
 	// AppendAudit appends rec to its tenant's hash chain: it assigns Seq,
 	// PrevHash and Hash under a lock on the chain head, so concurrent
 	// writers never fork the chain.

@@ -140,7 +140,7 @@ func (t *tx) UpdateTenant(v *model.Tenant) error {
 }
 
 func (t *tx) DeleteTenant(id string) error {
-	for _, table := range []string{"transitions", "versions", "apis", "tokens", "operators", "api_keys", "applications", "ownerships",
+	for _, table := range []string{"transitions", "version_coauthors", "review_events", "review_schedules", "review_settings", "versions", "apis", "tokens", "operators", "api_keys", "applications", "ownerships",
 		"enrollment_tokens", "device_credentials", "tenant_cas", "devices", "governance_settings", "version_usage",
 		"device_psks", "device_token_keys", "claims", "external_cas"} {
 		if _, err := t.exec(`DELETE FROM `+table+` WHERE tenant_id = ?`, id); err != nil {
@@ -301,6 +301,9 @@ func (t *tx) UpdateAPI(v *model.API) error {
 }
 
 func (t *tx) DeleteAPI(tenant, id string) error {
+	if err := t.deleteReviewsOfAPI(tenant, id); err != nil {
+		return err
+	}
 	if _, err := t.exec(`DELETE FROM transitions WHERE tenant_id = ? AND version_id IN (SELECT id FROM versions WHERE tenant_id = ? AND api_id = ?)`, tenant, tenant, id); err != nil {
 		return err
 	}
@@ -393,6 +396,9 @@ func (t *tx) UpdateVersion(v *model.Version) error {
 }
 
 func (t *tx) DeleteVersion(tenant, id string) error {
+	if err := t.deleteReviewsOfVersion(tenant, id); err != nil {
+		return err
+	}
 	if _, err := t.exec(`DELETE FROM transitions WHERE tenant_id = ? AND version_id = ?`, tenant, id); err != nil {
 		return err
 	}

@@ -41,6 +41,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimCountParallel", testClaimCountParallel},
 		{"ExternalCAs", testExternalCAs},
 		{"DeviceSeen", testDeviceSeen},
+		{"ReviewSettings", testReviewSettings}, {"ReviewEvents", testReviewEvents}, {"ReviewSchedules", testReviewSchedules}, {"LockVersion", testLockVersion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
