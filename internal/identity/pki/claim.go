@@ -1,14 +1,8 @@
 package pki
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"net/url"
 	"strings"
 )
 
@@ -69,47 +63,7 @@ func (ca *CA) IssueClaim(csr *x509.CertificateRequest, id ClaimIdentity, o Issue
 			return nil, nil, perr(CodeIdentityMismatch, "a claim CSR may not name another Fleetgate identity")
 		}
 	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, nil, err
-	}
-	bits, err := subjectPublicKeyBits(csr.RawSubjectPublicKeyInfo)
-	if err != nil {
-		return nil, nil, perr(CodeMalformedCSR, err.Error())
-	}
-	skid := sha256.Sum256(bits)
-	notBefore := o.Now.Add(-backdate)
-	if notBefore.Before(ca.Cert.NotBefore) {
-		notBefore = ca.Cert.NotBefore
-	}
-	notAfter := notBefore.Add(validity)
-	if notAfter.After(ca.Cert.NotAfter) {
-		notAfter = ca.Cert.NotAfter
-	}
-	ku := x509.KeyUsageDigitalSignature
-	if _, ok := csr.PublicKey.(*rsa.PublicKey); ok {
-		ku |= x509.KeyUsageKeyEncipherment
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: id.commonName(), Organization: []string{id.Tenant}},
-		NotBefore:             notBefore.UTC(),
-		NotAfter:              notAfter.UTC(),
-		KeyUsage:              ku,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		URIs:                  []*url.URL{{Scheme: "urn", Opaque: id.URN()[len("urn:"):]}},
-		SubjectKeyId:          skid[:20],
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, ca.key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pki: sign claim certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pki: parse claim certificate: %w", err)
-	}
-	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+	return signClientCert(ca, csr, o.Now, validity, id.commonName(), id.Tenant, id.URN())
 }
 
 // ClaimOf returns the claim a certificate speaks for, from its only

@@ -199,6 +199,14 @@ func (ca *CA) Issue(csr *x509.CertificateRequest, id DeviceIdentity, o IssueOpti
 	if err := checkRequestedNames(csr, id); err != nil {
 		return nil, nil, err
 	}
+	return signClientCert(ca, csr, o.Now, validity, id.DeviceID, id.Tenant, id.URN())
+}
+
+// signClientCert signs a TLS client certificate for csr's key: common
+// name cn, organization tenant and one URN SAN, valid from now (backdated
+// for clock skew) for validity, both clipped to the CA's own validity.
+// Device and claim certificates differ only in those names.
+func signClientCert(ca *CA, csr *x509.CertificateRequest, now time.Time, validity time.Duration, cn, tenant, urn string) (*x509.Certificate, []byte, error) {
 	serial, err := randomSerial()
 	if err != nil {
 		return nil, nil, err
@@ -210,7 +218,7 @@ func (ca *CA) Issue(csr *x509.CertificateRequest, id DeviceIdentity, o IssueOpti
 	// RFC 7093 §2 method 1: leftmost 160 bits of SHA-256 over the key.
 	skid := sha256.Sum256(bits)
 
-	notBefore := o.Now.Add(-backdate)
+	notBefore := now.Add(-backdate)
 	if notBefore.Before(ca.Cert.NotBefore) {
 		notBefore = ca.Cert.NotBefore
 	}
@@ -224,14 +232,14 @@ func (ca *CA) Issue(csr *x509.CertificateRequest, id DeviceIdentity, o IssueOpti
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: id.DeviceID, Organization: []string{id.Tenant}},
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{tenant}},
 		NotBefore:             notBefore.UTC(),
 		NotAfter:              notAfter.UTC(),
 		KeyUsage:              ku,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  false,
-		URIs:                  []*url.URL{{Scheme: "urn", Opaque: id.URN()[len("urn:"):]}},
+		URIs:                  []*url.URL{{Scheme: "urn", Opaque: strings.TrimPrefix(urn, "urn:")}},
 		SubjectKeyId:          skid[:20],
 		// AuthorityKeyId is copied from ca.Cert.SubjectKeyId by
 		// CreateCertificate (RFC 5280 §4.2.1.1).
