@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/fleetgate/fleetgate/internal/audit"
 	"github.com/fleetgate/fleetgate/internal/identity/pki"
 	"github.com/fleetgate/fleetgate/internal/model"
@@ -87,21 +85,7 @@ func parseClaimRequest(body []byte) (*claimRequest, error) {
 // commits only its audit record. An unknown claim names no tenant and is
 // answered 401 without an audit record.
 func (s *Server) ClaimHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqID := r.Header.Get("X-Request-Id")
-		if !reqIDRe.MatchString(reqID) {
-			reqID = uuid.NewString()
-		}
-		w.Header().Set("X-Request-Id", reqID)
-		if err := s.claimEnroll(w, r, reqID); err != nil {
-			pr := toProblem(err, s.log, reqID)
-			pr.RequestID, pr.Instance = reqID, r.URL.Path
-			if pr.Status == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="fleetgate-claim"`)
-			}
-			writeProblem(w, pr)
-		}
-	})
+	return s.deviceEndpoint(`Bearer realm="fleetgate-claim"`, s.claimEnroll)
 }
 
 // findClaim resolves the presented claim credential. Authorization wins

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/fleetgate/fleetgate/internal/audit"
 	"github.com/fleetgate/fleetgate/internal/identity/pki"
 	"github.com/fleetgate/fleetgate/internal/model"
@@ -34,21 +32,7 @@ const enrollSecretLen = len(enrollSecretPrefix) + 43
 // records why and issues nothing. An unknown token is answered 401 without
 // an audit record, since it names no tenant.
 func (s *Server) EnrollHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqID := r.Header.Get("X-Request-Id")
-		if !reqIDRe.MatchString(reqID) {
-			reqID = uuid.NewString()
-		}
-		w.Header().Set("X-Request-Id", reqID)
-		if err := s.enroll(w, r, reqID); err != nil {
-			pr := toProblem(err, s.log, reqID)
-			pr.RequestID, pr.Instance = reqID, r.URL.Path
-			if pr.Status == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="fleetgate-enroll"`)
-			}
-			writeProblem(w, pr)
-		}
-	})
+	return s.deviceEndpoint(`Bearer realm="fleetgate-enroll"`, s.enroll)
 }
 
 func enrollProblem(status int, kind, detail string) *Problem {

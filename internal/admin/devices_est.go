@@ -120,6 +120,13 @@ func (s *Server) ocsp(w http.ResponseWriter, r *http.Request, _ string) error {
 }
 
 func (s *Server) estWrap(h func(w http.ResponseWriter, r *http.Request, reqID string) error) http.HandlerFunc {
+	return s.deviceEndpoint(`Basic realm="fleetgate-est"`, h)
+}
+
+// deviceEndpoint adapts a data-plane endpoint the admin package serves to
+// devices (enrollment, claims, EST): a request id, problem+json answers
+// and, on 401, the challenge of the endpoint's scheme.
+func (s *Server) deviceEndpoint(challenge string, h func(w http.ResponseWriter, r *http.Request, reqID string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		reqID := r.Header.Get("X-Request-Id")
 		if !reqIDRe.MatchString(reqID) {
@@ -130,7 +137,7 @@ func (s *Server) estWrap(h func(w http.ResponseWriter, r *http.Request, reqID st
 			pr := toProblem(err, s.log, reqID)
 			pr.RequestID, pr.Instance = reqID, r.URL.Path
 			if pr.Status == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", `Basic realm="fleetgate-est"`)
+				w.Header().Set("WWW-Authenticate", challenge)
 			}
 			writeProblem(w, pr)
 		}
