@@ -222,6 +222,7 @@ func (a *App) Start() error {
 		return err
 	}
 	a.startGovernance()
+	go a.recheckSessions(a.bgCtx, sessionRecheckInterval)
 	go func() {
 		if err := a.adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("admin listener stopped", "err", err)
@@ -233,6 +234,31 @@ func (a *App) Start() error {
 	}
 	a.log.Info("fleetgate started", attrs...)
 	return nil
+}
+
+// sessionRecheckInterval bounds how long a live session outlasts a
+// credential that expires by the clock alone (a device token's exp, a
+// certificate's NotAfter): revocations end sessions at the snapshot swap,
+// but expiry changes no snapshot.
+const sessionRecheckInterval = 5 * time.Second
+
+// recheckSessions re-validates live MQTT sessions and client-certificate
+// HTTPS connections against the current snapshot every interval, until ctx
+// ends.
+func (a *App) recheckSessions(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if a.mqtt != nil {
+				a.mqtt.Revalidate()
+			}
+			a.certConns.revalidate(a.engine, a.engine.Snapshot())
+		}
+	}
 }
 
 func listen(addr, flag string) (net.Listener, error) {
