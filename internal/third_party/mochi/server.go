@@ -403,6 +403,15 @@ func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 
 // attachClient validates an incoming client connection and if viable, attaches the client
 // to the server, performs session housekeeping, and reads incoming packets.
+//
+// fleetgate: the goroutine running attachClient is the client's reader for
+// the whole life of the connection, and a goroutine stack only shrinks at a
+// garbage collection while less than a quarter of it is in use. CONNECT
+// (decoding, authentication hooks, the CONNACK with its encode hooks, the
+// session takeover) is the deepest work a mostly idle client ever does, and
+// run here it left every idle client's reader with a 16 KB stack. So
+// CONNECT runs on a short-lived goroutine that this one waits for, and this
+// function and Client.Read keep small frames: an idle reader needs ~2 KB.
 func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
@@ -410,9 +419,34 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	go cl.WriteLoop()
 	defer cl.Stop(nil)
 
+	done := make(chan connectResult, 1)
+	go func() { done <- s.connectClient(cl, listener) }()
+	r := <-done
+	if r.counted {
+		defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
+	}
+	if r.err != nil {
+		return r.err
+	}
+
+	err := cl.Read(s.receivePacket)
+	return s.detachClient(cl, listener, err)
+}
+
+// connectResult is what connectClient hands back to the reader: counted
+// reports that the client was added to Info.ClientsConnected, which the
+// reader undoes when the connection ends.
+type connectResult struct {
+	counted bool
+	err     error
+}
+
+// connectClient reads and processes the CONNECT packet of a client and
+// answers it (fleetgate: split out of attachClient, unchanged otherwise).
+func (s *Server) connectClient(cl *Client, listener string) (r connectResult) {
 	pk, err := s.readConnectionPacket(cl)
 	if err != nil {
-		return fmt.Errorf("read connection: %w", err)
+		return connectResult{err: fmt.Errorf("read connection: %w", err)}
 	}
 
 	cl.ParseConnect(listener, pk)
@@ -423,34 +457,34 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 			s.SendConnack(cl, packets.ErrServerBusy, false, nil)
 		}
 
-		return packets.ErrServerBusy
+		return connectResult{err: packets.ErrServerBusy}
 	}
 
 	code := s.validateConnect(cl, pk) // [MQTT-3.1.4-1] [MQTT-3.1.4-2]
 	if code != packets.CodeSuccess {
 		if err := s.SendConnack(cl, code, false, nil); err != nil {
-			return fmt.Errorf("invalid connection send ack: %w", err)
+			return connectResult{err: fmt.Errorf("invalid connection send ack: %w", err)}
 		}
-		return code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
+		return connectResult{err: code} // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
 	}
 
 	err = s.hooks.OnConnect(cl, pk)
 	if err != nil {
-		return err
+		return connectResult{err: err}
 	}
 
 	cl.refreshDeadline(cl.State.Keepalive)
 	if !s.hooks.OnConnectAuthenticate(cl, pk) { // [MQTT-3.1.4-2]
 		err := s.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
 		if err != nil {
-			return fmt.Errorf("invalid connection send ack: %w", err)
+			return connectResult{err: fmt.Errorf("invalid connection send ack: %w", err)}
 		}
 
-		return packets.ErrBadUsernameOrPassword
+		return connectResult{err: packets.ErrBadUsernameOrPassword}
 	}
 
 	atomic.AddInt64(&s.Info.ClientsConnected, 1)
-	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
+	r.counted = true
 
 	s.hooks.OnSessionEstablish(cl, pk)
 
@@ -459,7 +493,8 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 
 	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
 	if err != nil {
-		return fmt.Errorf("ack connection packet: %w", err)
+		r.err = fmt.Errorf("ack connection packet: %w", err)
+		return r
 	}
 
 	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
@@ -467,13 +502,18 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	if sessionPresent {
 		err = cl.ResendInflightMessages(true)
 		if err != nil {
-			return fmt.Errorf("resend inflight: %w", err)
+			r.err = fmt.Errorf("resend inflight: %w", err)
+			return r
 		}
 	}
 
 	s.hooks.OnSessionEstablished(cl, pk)
+	return r
+}
 
-	err = cl.Read(s.receivePacket)
+// detachClient ends a client's session after its read loop returned with
+// err (fleetgate: split out of attachClient, unchanged otherwise).
+func (s *Server) detachClient(cl *Client, listener string, err error) error {
 	if err != nil {
 		s.sendLWT(cl)
 		cl.Stop(err)
