@@ -337,6 +337,9 @@ func (s *Subscribers) SelectShared() {
 // due to have both types of subscription matching the same filter.
 func (s *Subscribers) MergeSharedSelected() {
 	for client, sub := range s.SharedSelected {
+		if s.Subscriptions == nil { // fleetgate: Subscribers leaves it nil when empty
+			s.Subscriptions = map[string]packets.Subscription{}
+		}
 		cls, ok := s.Subscriptions[client]
 		if !ok {
 			cls = sub
@@ -580,13 +583,15 @@ func (x *TopicsIndex) scanMessages(filter string, d int, n *particle, pks []pack
 
 // Subscribers returns a map of clients who are subscribed to matching filters,
 // their subscription ids and highest qos.
+//
+// fleetgate: the maps of the result are made only when a subscription is
+// found (they were four fresh maps per publish, most of them never
+// written), and the gather functions read the particles' subscriptions
+// under their read lock instead of copying them into further fresh maps
+// first. Callers must treat nil maps as empty (reading a nil map is fine;
+// MergeSharedSelected makes Subscriptions when it writes).
 func (x *TopicsIndex) Subscribers(topic string) *Subscribers {
-	return x.scanSubscribers(topic, 0, nil, &Subscribers{
-		Shared:              map[string]map[string]packets.Subscription{},
-		SharedSelected:      map[string]packets.Subscription{},
-		Subscriptions:       map[string]packets.Subscription{},
-		InlineSubscriptions: map[int]InlineSubscription{},
-	})
+	return x.scanSubscribers(topic, 0, nil, &Subscribers{})
 }
 
 // scanSubscribers returns a list of client subscriptions matching an indexed topic address.
@@ -629,13 +634,16 @@ func (x *TopicsIndex) scanSubscribers(topic string, d int, n *particle, subs *Su
 
 // gatherSubscriptions collects any matching subscriptions, and gathers any identifiers or highest qos values.
 func (x *TopicsIndex) gatherSubscriptions(topic string, particle *particle, subs *Subscribers) {
-	if subs.Subscriptions == nil {
-		subs.Subscriptions = map[string]packets.Subscription{}
-	}
-
-	for client, sub := range particle.subscriptions.GetAll() {
+	ps := particle.subscriptions
+	ps.RLock()
+	defer ps.RUnlock()
+	for client, sub := range ps.internal {
 		if len(sub.Filter) > 0 && topic[0] == '$' && (sub.Filter[0] == '+' || sub.Filter[0] == '#') { // don't match $ topics with top level wildcards [MQTT-4.7.1-1] [MQTT-4.7.1-2]
 			continue
+		}
+
+		if subs.Subscriptions == nil {
+			subs.Subscriptions = make(map[string]packets.Subscription, len(ps.internal))
 		}
 
 		cls, ok := subs.Subscriptions[client]
@@ -649,12 +657,15 @@ func (x *TopicsIndex) gatherSubscriptions(topic string, particle *particle, subs
 
 // gatherSharedSubscriptions gathers all shared subscriptions for a particle.
 func (x *TopicsIndex) gatherSharedSubscriptions(particle *particle, subs *Subscribers) {
-	if subs.Shared == nil {
-		subs.Shared = map[string]map[string]packets.Subscription{}
-	}
-
-	for _, shares := range particle.shared.GetAll() {
+	ps := particle.shared
+	ps.RLock()
+	defer ps.RUnlock()
+	for _, shares := range ps.internal {
 		for client, sub := range shares {
+			if subs.Shared == nil {
+				subs.Shared = map[string]map[string]packets.Subscription{}
+			}
+
 			if _, ok := subs.Shared[sub.Filter]; !ok {
 				subs.Shared[sub.Filter] = map[string]packets.Subscription{}
 			}
@@ -666,11 +677,14 @@ func (x *TopicsIndex) gatherSharedSubscriptions(particle *particle, subs *Subscr
 
 // gatherSharedSubscriptions gathers all inline subscriptions for a particle.
 func (x *TopicsIndex) gatherInlineSubscriptions(particle *particle, subs *Subscribers) {
-	if subs.InlineSubscriptions == nil {
-		subs.InlineSubscriptions = map[int]InlineSubscription{}
-	}
+	ps := particle.inlineSubscriptions
+	ps.RLock()
+	defer ps.RUnlock()
+	for id, inline := range ps.internal {
+		if subs.InlineSubscriptions == nil {
+			subs.InlineSubscriptions = map[int]InlineSubscription{}
+		}
 
-	for id, inline := range particle.inlineSubscriptions.GetAll() {
 		subs.InlineSubscriptions[id] = inline
 	}
 }
