@@ -802,8 +802,8 @@ func (s *Server) Publish(topic string, payload []byte, retain bool, qos byte) er
 			Retain: retain,
 		},
 		TopicName: topic,
-		Payload:   payload,
-		PacketID:  uint16(qos), // we never process the inbound qos, but we need a packet id for validity checks.
+		Payload:   append([]byte(nil), payload...), // fleetgate: deliveries share it; the caller may reuse payload
+		PacketID:  uint16(qos),                     // we never process the inbound qos, but we need a packet id for validity checks.
 	})
 }
 
@@ -1066,10 +1066,17 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		return pk, nil // [MQTT-3.8.3-3]
 	}
 
-	out := pk.Copy(false)
+	// fleetgate: the ACL is checked before the copy, which a refused
+	// delivery does not need, and the copies share the payload: nothing
+	// writes into a payload once it is decoded (hooks replace it), and
+	// upstream copied it once per subscriber. pk is this call's own value.
 	if !s.hooks.OnACLCheck(cl, pk.TopicName, false) {
-		return out, packets.ErrNotAuthorized
+		return pk, packets.ErrNotAuthorized
 	}
+	payload := pk.Payload
+	pk.Payload = nil
+	out := pk.Copy(false)
+	out.Payload, pk.Payload = payload, payload
 	if !sub.FwdRetainedFlag && ((cl.Properties.ProtocolVersion == 5 && !sub.RetainAsPublished) || cl.Properties.ProtocolVersion < 5) { // ![MQTT-3.3.1-13] [v3 MQTT-3.3.1-9]
 		out.FixedHeader.Retain = false // [MQTT-3.3.1-12]
 	}
