@@ -92,7 +92,11 @@ func (cl *Clients) Delete(id string) {
 func (cl *Clients) GetByListener(id string) []*Client {
 	cl.RLock()
 	defer cl.RUnlock()
-	clients := make([]*Client, 0, cl.Len())
+	// fleetgate: was cl.Len(), a second RLock while holding one, which
+	// deadlocks against a waiting writer (Delete of a client that is
+	// disconnecting while the server shuts down: found as a 10-minute hang
+	// in internal/gateway/mqtt's tests).
+	clients := make([]*Client, 0, len(cl.internal))
 	for _, client := range cl.internal {
 		if client.Net.Listener == id && !client.Closed() {
 			clients = append(clients, client)

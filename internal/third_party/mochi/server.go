@@ -518,7 +518,11 @@ func (s *Server) detachClient(cl *Client, listener string, err error) error {
 		s.sendLWT(cl)
 		cl.Stop(err)
 	} else {
-		cl.Properties.Will = Will{} // [MQTT-3.14.4-3] [MQTT-3.1.2-10]
+		// fleetgate: was `cl.Properties.Will = Will{}`, a plain write racing
+		// with hooks that clear Flag atomically from other goroutines (a
+		// revoked session's kick). The Will is read only while Flag is
+		// set (sendLWT), so clearing Flag discards it.
+		atomic.StoreUint32(&cl.Properties.Will.Flag, 0) // [MQTT-3.14.4-3] [MQTT-3.1.2-10]
 	}
 	s.Log.Debug("client disconnected", "error", err, "client", cl.ID, "remote", cl.Net.Remote, "listener", listener)
 

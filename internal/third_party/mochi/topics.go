@@ -647,6 +647,15 @@ func (x *TopicsIndex) gatherSubscriptions(topic string, particle *particle, subs
 		}
 
 		cls, ok := subs.Subscriptions[client]
+		if !ok && sub.Identifier == 0 && sub.Identifiers == nil {
+			// fleetgate: Merge would make an Identifiers map for the client's
+			// first match even without a subscription identifier, a map
+			// per subscriber per publish whose only entry (0) is never
+			// encoded. A second match still merges from here and gets
+			// the same map as before.
+			subs.Subscriptions[client] = sub
+			continue
+		}
 		if !ok {
 			cls = sub
 		}
