@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 )
 
 // BenchmarkEmbeddedPublish measures QoS 0 and QoS 1 messages through the
@@ -121,8 +121,9 @@ func BenchmarkIdleConnection(b *testing.B) {
 				f, g = startProxyToMosquitto(b)
 			}
 			for range b.N {
-				heap, rss, rate := measureIdle(b, g.Addrs()["tcp"], f.dev1, f.key[f.dev1], n)
-				b.ReportMetric(heap, "heap+stack-B/conn")
+				heap, stack, rss, rate := measureIdle(b, g.Addrs()["tcp"], f.dev1, f.key[f.dev1], n)
+				b.ReportMetric(heap+stack, "heap+stack-B/conn")
+				b.ReportMetric(stack, "stack-B/conn")
 				b.ReportMetric(rss, "rss-B/conn")
 				b.ReportMetric(rate, "connects/s")
 			}
@@ -131,11 +132,11 @@ func BenchmarkIdleConnection(b *testing.B) {
 }
 
 // measureIdle holds n connections open from a child process and returns
-// the broker's bytes per connection (heap+stacks, RSS) and the connect
-// rate.
-func measureIdle(tb testing.TB, addr, prefix, key string, n int) (heap, rss, rate float64) {
+// the broker's bytes per connection (heap, goroutine stacks, RSS) and the
+// connect rate.
+func measureIdle(tb testing.TB, addr, prefix, key string, n int) (heap, stack, rss, rate float64) {
 	tb.Helper()
-	before, rssBefore := memInUse()
+	before, stackBefore, rssBefore := memInUse()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldConnections$")
 	cmd.Env = append(os.Environ(), "FLEETGATE_MQTT_HELPER=1", "HELPER_ADDR="+addr, "HELPER_N="+strconv.Itoa(n),
 		"HELPER_PREFIX="+prefix, "HELPER_KEY="+key)
@@ -160,26 +161,28 @@ func measureIdle(tb testing.TB, addr, prefix, key string, n int) (heap, rss, rat
 		tb.Fatal("helper did not get its connections up")
 	}
 	time.Sleep(time.Second) // let the connections go idle
-	after, rssAfter := memInUse()
+	after, stackAfter, rssAfter := memInUse()
 	// RSS can shrink while the runtime returns freed pages: report 0 then.
-	return float64(after-before) / float64(n), max(float64(rssAfter)-float64(rssBefore), 0) / float64(n), rate
+	return (float64(after) - float64(before)) / float64(n), (float64(stackAfter) - float64(stackBefore)) / float64(n),
+		max(float64(rssAfter)-float64(rssBefore), 0) / float64(n), rate
 }
 
-// memInUse returns Go heap plus stacks in use after collections that
-// also return free memory to the OS, and the process's resident set size.
-func memInUse() (uint64, uint64) {
+// memInUse returns the Go heap and the goroutine stacks in use after
+// collections that also return free memory to the OS (the collections
+// also shrink stacks less than a quarter used), and the process's resident
+// set size.
+func memInUse() (heap, stack, rss uint64) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	var rss uint64
 	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
 		if fs := strings.Fields(string(b)); len(fs) > 1 {
 			pages, _ := strconv.ParseUint(fs[1], 10, 64)
 			rss = pages * uint64(os.Getpagesize())
 		}
 	}
-	return m.HeapInuse + m.StackInuse, rss
+	return m.HeapInuse, m.StackInuse, rss
 }
 
 // TestHelperHoldConnections is the child process of measureIdle, not a

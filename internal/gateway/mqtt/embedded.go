@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
+	mqtt "github.com/fleetgate/fleetgate/internal/third_party/mochi"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 
 	"github.com/fleetgate/fleetgate/internal/policy"
 )

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 
 	"github.com/fleetgate/fleetgate/internal/identity/credential"
 	"github.com/fleetgate/fleetgate/internal/model"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 )
 
 // FuzzProxyPacket feeds arbitrary bytes to a proxy session after a valid

@@ -40,7 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
+	mqtt "github.com/fleetgate/fleetgate/internal/third_party/mochi"
 
 	"github.com/fleetgate/fleetgate/internal/devobs"
 	"github.com/fleetgate/fleetgate/internal/policy"

@@ -12,9 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/listeners"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 	"github.com/gorilla/websocket"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // listener serves one of the gateway's addresses. It implements mochi's

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 )
 
 // mediator is the gateway's own MQTT 5 client session at the external

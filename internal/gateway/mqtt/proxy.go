@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 
 	"github.com/fleetgate/fleetgate/internal/policy"
 )

@@ -9,8 +9,8 @@ import (
 	"net"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
+	mqtt "github.com/fleetgate/fleetgate/internal/third_party/mochi"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 
 	"github.com/fleetgate/fleetgate/internal/policy"
 )
@@ -107,7 +107,7 @@ func (g *Gateway) requestEmbedded(ctx context.Context, topic string, payload []b
 	}
 	err := g.broker.InjectPacket(inline, packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
-		TopicName:   topic, Payload: payload,
+		TopicName:   topic, Payload: bytes.Clone(payload), // deliveries share it (third_party/mochi); the caller owns payload
 		PacketID:   uint16(qos), // as mochi's Publish: the inline client's QoS is not acknowledged
 		Properties: packets.Properties{ResponseTopic: replyTopic, CorrelationData: corr},
 	})

@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 
 	"github.com/fleetgate/fleetgate/internal/policy"
 	"github.com/fleetgate/fleetgate/internal/telemetry"

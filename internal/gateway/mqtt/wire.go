@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 )
 
 // The proxy parses and encodes packets with mochi's codec (the packets
