@@ -1,9 +1,8 @@
 package mqttgw
 
 import (
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/fleetgate/fleetgate/internal/devobs"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 )
 
 // connectFirmware returns the firmware version a CONNECT reports: the

@@ -3,7 +3,7 @@ package mqttgw
 import (
 	"testing"
 
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 )
 
 func TestConnectFirmware(t *testing.T) {
