@@ -190,7 +190,10 @@ var errStale = errors.New("reused upstream connection closed")
 // can be sent again, so a stale pooled connection is retried on a fresh one.
 func (g *Gateway) exchange(r *http.Request, t *target, body []byte, replayable bool, clientIP string) (*http.Response, *h1Conn, error) {
 	for try := 0; try < 2; try++ {
-		c := t.idle.get(time.Now())
+		var c *h1Conn
+		if try == 0 { // a retry dials: the other pooled connections may be stale too
+			c = t.idle.get(time.Now())
+		}
 		if c != nil && !replayable && !c.alive() {
 			c.c.Close()
 			c = nil

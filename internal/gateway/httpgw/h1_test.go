@@ -354,3 +354,41 @@ func FuzzUpstreamResponse(f *testing.F) {
 		}
 	})
 }
+
+// An upstream that restarted leaves every pooled connection stale: the
+// retry dials instead of taking the next stale one from the pool.
+func TestLeanAllPooledConnectionsStale(t *testing.T) {
+	url, conns := rawUpstream(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // keep the four requests overlapping
+		fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	h := newHarness(t, 0, version("a", "/api", model.StatePublished, url))
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			res, err := http.Get(h.srv.URL + "/api/items/1")
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					err = fmt.Errorf("status %d", res.StatusCode)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(30 * time.Millisecond) // the upstream closed all four
+	if res, body := get(t, h.srv.URL+"/api/items/1"); res.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after the upstream closed its pooled connections: %d %q", res.StatusCode, body)
+	}
+	if n := conns.Load(); n != 5 {
+		t.Fatalf("upstream saw %d connections, want 5 (4 pooled, then one fresh dial)", n)
+	}
+}
