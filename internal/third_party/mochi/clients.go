@@ -5,7 +5,6 @@
 package mqtt
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -118,7 +117,7 @@ type Client struct {
 // ClientConnection contains the connection transport and metadata for the client.
 type ClientConnection struct {
 	Conn     net.Conn      // the net.Conn used to establish the connection
-	bconn    *bufio.Reader // a buffered net.Conn for reading packets
+	bconn    *connReader   // reads packets from Conn (fleetgate: was a *bufio.Reader, see connReader)
 	outbuf   *bytes.Buffer // a buffer for writing packets
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
@@ -185,7 +184,7 @@ func newClient(c net.Conn, o *ops) *Client {
 	if c != nil {
 		cl.Net = ClientConnection{
 			Conn:   c,
-			bconn:  bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize),
+			bconn:  newConnReader(c, o.options.ClientNetReadBufferSize),
 			Remote: c.RemoteAddr().String(),
 		}
 	}
@@ -397,6 +396,9 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 			return nil
 		}
 
+		// fleetgate: an idle client holds no read buffer (see connReader);
+		// this also returns the one CONNECT was read with.
+		cl.Net.bconn.release(false)
 		cl.refreshDeadline(cl.State.Keepalive)
 		fh := new(packets.FixedHeader)
 		err = cl.ReadFixedHeader(fh)
@@ -476,7 +478,7 @@ func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
 		return ErrConnectionClosed
 	}
 
-	b, err := cl.Net.bconn.ReadByte()
+	b, err := cl.Net.bconn.first() // fleetgate: no buffer held while waiting for it
 	if err != nil {
 		return err
 	}

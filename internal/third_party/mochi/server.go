@@ -427,10 +427,12 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 		defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
 	}
 	if r.err != nil {
+		cl.Net.bconn.release(true) // fleetgate: see connReader
 		return r.err
 	}
 
 	err := cl.Read(s.receivePacket)
+	cl.Net.bconn.release(true) // fleetgate: nothing reads this connection any more
 	return s.detachClient(cl, listener, err)
 }
 
