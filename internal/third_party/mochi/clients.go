@@ -219,9 +219,10 @@ func (cl *Client) writeLoop() {
 
 // writeQueued writes one packet taken from the outbound queue.
 //
-// fleetgate: split out of WriteLoop so that the loop's own frame, where an
-// idle client's writer goroutine waits, does not hold a packets.Packet
-// copy (~1.7 KB) and its stack can shrink to the minimum.
+// fleetgate: split out of the write loop (then WriteLoop, which waited for
+// packets for the connection's whole life, now writeLoop, which runs only
+// while packets are queued) so the loop's frame holds no packets.Packet
+// copy (~1.7 KB).
 //
 //go:noinline
 func (cl *Client) writeQueued(pk *packets.Packet) {
