@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -162,6 +163,9 @@ func measureIdle(tb testing.TB, addr, prefix, key string, n int) (heap, stack, r
 	}
 	time.Sleep(time.Second) // let the connections go idle
 	after, stackAfter, rssAfter := memInUse()
+	if path := os.Getenv("FLEETGATE_MQTT_IDLE_HEAPPROFILE"); path != "" {
+		writeHeapProfile(tb, path)
+	}
 	// RSS can shrink while the runtime returns freed pages: report 0 then.
 	return (float64(after) - float64(before)) / float64(n), (float64(stackAfter) - float64(stackBefore)) / float64(n),
 		max(float64(rssAfter)-float64(rssBefore), 0) / float64(n), rate
@@ -216,5 +220,21 @@ func TestHelperHoldConnections(t *testing.T) {
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	for _, c := range conns {
 		_ = c.Close()
+	}
+}
+
+// writeHeapProfile writes the live heap to path while the idle
+// connections are held, so `go tool pprof -sample_index=inuse_space`
+// shows what each one keeps (run with -memprofilerate 1 for every
+// allocation, not a sample).
+func writeHeapProfile(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		tb.Fatal(err)
 	}
 }

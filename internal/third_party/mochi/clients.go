@@ -5,7 +5,6 @@
 package mqtt
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -118,7 +117,7 @@ type Client struct {
 // ClientConnection contains the connection transport and metadata for the client.
 type ClientConnection struct {
 	Conn     net.Conn      // the net.Conn used to establish the connection
-	bconn    *bufio.Reader // a buffered net.Conn for reading packets
+	bconn    *connReader   // reads packets from Conn (fleetgate: was a *bufio.Reader, see connReader)
 	outbuf   *bytes.Buffer // a buffer for writing packets
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
@@ -147,20 +146,20 @@ type Will struct {
 
 // ClientState tracks the state of the client.
 type ClientState struct {
-	TopicAliases    TopicAliases         // a map of topic aliases
-	stopCause       atomic.Value         // reason for stopping
-	Inflight        *Inflight            // a map of in-flight qos messages
-	Subscriptions   *Subscriptions       // a map of the subscription filters a client maintains
-	disconnected    int64                // the time the client disconnected in unix time, for calculating expiry
-	outbound        chan *packets.Packet // queue for pending outbound packets
-	endOnce         sync.Once            // only end once
-	isTakenOver     atomic.Bool          // used to identify orphaned clients
-	packetID        uint32               // the current highest packetID
-	open            context.Context      // indicate that the client is open for packet exchange
-	cancelOpen      context.CancelFunc   // cancel function for open context
-	outboundQty     int32                // number of messages currently in the outbound queue
-	Keepalive       uint16               // the number of seconds the connection can wait
-	ServerKeepalive bool                 // keepalive was set by the server
+	TopicAliases    TopicAliases       // a map of topic aliases
+	stopCause       atomic.Value       // reason for stopping
+	Inflight        *Inflight          // a map of in-flight qos messages
+	Subscriptions   *Subscriptions     // a map of the subscription filters a client maintains
+	disconnected    int64              // the time the client disconnected in unix time, for calculating expiry
+	outbound        outQueue           // queue for pending outbound packets (fleetgate: was a channel, see outQueue)
+	endOnce         sync.Once          // only end once
+	isTakenOver     atomic.Bool        // used to identify orphaned clients
+	packetID        uint32             // the current highest packetID
+	open            context.Context    // indicate that the client is open for packet exchange
+	cancelOpen      context.CancelFunc // cancel function for open context
+	outboundQty     int32              // number of messages currently in the outbound queue
+	Keepalive       uint16             // the number of seconds the connection can wait
+	ServerKeepalive bool               // keepalive was set by the server
 }
 
 // newClient returns a new instance of Client. This is almost exclusively used by Server
@@ -175,7 +174,6 @@ func newClient(c net.Conn, o *ops) *Client {
 			open:          ctx,
 			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
-			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
@@ -186,7 +184,7 @@ func newClient(c net.Conn, o *ops) *Client {
 	if c != nil {
 		cl.Net = ClientConnection{
 			Conn:   c,
-			bconn:  bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize),
+			bconn:  newConnReader(c, o.options.ClientNetReadBufferSize),
 			Remote: c.RemoteAddr().String(),
 		}
 	}
@@ -194,23 +192,37 @@ func newClient(c net.Conn, o *ops) *Client {
 	return cl
 }
 
-// WriteLoop ranges over pending outbound messages and writes them to the client connection.
-func (cl *Client) WriteLoop() {
+// enqueue queues pk for the client's writer, starting one if none runs,
+// and reports false when MaximumClientWritesPending packets are already
+// pending.
+//
+// fleetgate: replaces the send on the outbound channel and the writer
+// goroutine upstream started at connect (WriteLoop); see outQueue.
+func (cl *Client) enqueue(pk *packets.Packet) bool {
+	ok, start := cl.State.outbound.push(pk, &cl.State.outboundQty, cl.ops.options.Capabilities.MaximumClientWritesPending)
+	if start {
+		go cl.writeLoop()
+	}
+	return ok
+}
+
+// writeLoop writes queued packets until the queue is empty, then ends.
+func (cl *Client) writeLoop() {
 	for {
-		select {
-		case pk := <-cl.State.outbound:
-			cl.writeQueued(pk)
-		case <-cl.State.open.Done():
+		pk, ok := cl.State.outbound.pop()
+		if !ok {
 			return
 		}
+		cl.writeQueued(pk)
 	}
 }
 
 // writeQueued writes one packet taken from the outbound queue.
 //
-// fleetgate: split out of WriteLoop so that the loop's own frame, where an
-// idle client's writer goroutine waits, does not hold a packets.Packet
-// copy (~1.7 KB) and its stack can shrink to the minimum.
+// fleetgate: split out of the write loop (then WriteLoop, which waited for
+// packets for the connection's whole life, now writeLoop, which runs only
+// while packets are queued) so the loop's frame holds no packets.Packet
+// copy (~1.7 KB).
 //
 //go:noinline
 func (cl *Client) writeQueued(pk *packets.Packet) {
@@ -385,6 +397,9 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 			return nil
 		}
 
+		// fleetgate: an idle client holds no read buffer (see connReader);
+		// this also returns the one CONNECT was read with.
+		cl.Net.bconn.release(false)
 		cl.refreshDeadline(cl.State.Keepalive)
 		fh := new(packets.FixedHeader)
 		err = cl.ReadFixedHeader(fh)
@@ -464,7 +479,7 @@ func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
 		return ErrConnectionClosed
 	}
 
-	b, err := cl.Net.bconn.ReadByte()
+	b, err := cl.Net.bconn.first() // fleetgate: no buffer held while waiting for it
 	if err != nil {
 		return err
 	}
@@ -630,7 +645,7 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	n, err := func() (int64, error) {
 		cl.Lock()
 		defer cl.Unlock()
-		if len(cl.State.outbound) == 0 {
+		if cl.State.outbound.queued.Load() == 0 {
 			if cl.Net.outbuf == nil {
 				return buf.WriteTo(cl.Net.Conn)
 			}

@@ -416,7 +416,8 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
-	go cl.WriteLoop()
+	// fleetgate: no writer goroutine for the connection's life; enqueue
+	// starts one while packets are queued.
 	defer cl.Stop(nil)
 
 	done := make(chan connectResult, 1)
@@ -426,10 +427,12 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 		defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
 	}
 	if r.err != nil {
+		cl.Net.bconn.release(true) // fleetgate: see connReader
 		return r.err
 	}
 
 	err := cl.Read(s.receivePacket)
+	cl.Net.bconn.release(true) // fleetgate: nothing reads this connection any more
 	return s.detachClient(cl, listener, err)
 }
 
@@ -1148,10 +1151,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		return out, packets.CodeDisconnect
 	}
 
-	select {
-	case cl.State.outbound <- &out:
-		atomic.AddInt32(&cl.State.outboundQty, 1)
-	default:
+	if !cl.enqueue(&out) { // fleetgate: was a send on the outbound channel
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
 		cl.ops.hooks.OnPublishDropped(cl, pk)
 		if out.FixedHeader.Qos > 0 {
