@@ -135,8 +135,11 @@ func (g *Gateway) requestUpstream(ctx context.Context, topic string, payload []b
 	if err := m.ensure(ctx, deadline); err != nil {
 		return Reply{}, fmt.Errorf("mqtt: request: connect upstream: %w", err)
 	}
-	// The HTTP client going away ends the wait at once.
-	stop := context.AfterFunc(ctx, func() { _ = m.conn.SetReadDeadline(time.Unix(1, 0)) })
+	// The HTTP client going away ends the wait at once. The connection is
+	// captured: the callback may still run after drop() has cleared m.conn
+	// (stop does not wait for a callback already started).
+	conn := m.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer func() {
 		stop()
 		_ = m.w.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
