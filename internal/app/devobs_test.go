@@ -201,8 +201,13 @@ func TestRefusedAttemptsBecomeFindings(t *testing.T) {
 			}
 			tc.bar(d)
 			waitStatus(t, d, 401)
-			if st := d.push(t, ""); st != 401 {
-				t.Fatalf("second push: %d", st)
+			// The first 401's handshake may have run against the snapshot
+			// before the change (the swap landed between handshake and
+			// request), so two more handshakes are made against the new one.
+			for i := 0; i < 2; i++ {
+				if st := d.push(t, ""); st != 401 {
+					t.Fatalf("push after the change: %d", st)
+				}
 			}
 			if rc := d.mqttsConnect(t, ""); rc != 0x86 {
 				t.Fatalf("mqtts connect with a refused certificate: reason %#x, want 0x86", rc)
@@ -229,7 +234,7 @@ func TestRefusedAttemptsBecomeFindings(t *testing.T) {
 				}
 			}
 			if !strings.Contains(objs[0].(string), "https: ") || strings.Contains(objs[0].(string), "https: 1 attempt") {
-				t.Errorf("HTTPS attempts not all counted (3 handshakes at least): %q", objs[0])
+				t.Errorf("HTTPS attempts not all counted (2 handshakes at least after the change): %q", objs[0])
 			}
 		})
 	}
