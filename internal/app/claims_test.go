@@ -137,7 +137,7 @@ func (n *claimNode) mqttsConnect(t *testing.T, cert *tls.Certificate, clientID s
 	c := paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 5 * time.Second, OnClientError: func(error) {}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cp := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true}
+	cp := &paho.Connect{ClientID: clientID, KeepAlive: 0, CleanStart: true}
 	if password != nil {
 		cp.Password, cp.PasswordFlag = password, true
 	}

@@ -101,7 +101,7 @@ func TestDeviceTokensAndPSKsRevokeAtOnce(t *testing.T) {
 			OnClientError:      func(error) { disc <- struct{}{} }})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, err = c.Connect(ctx, &paho.Connect{ClientID: "m1", KeepAlive: 30, CleanStart: true,
+		_, err = c.Connect(ctx, &paho.Connect{ClientID: "m1", KeepAlive: 0, CleanStart: true,
 			Username: user, UsernameFlag: true, Password: []byte(token), PasswordFlag: true})
 		if err != nil {
 			conn.Close()

@@ -58,7 +58,7 @@ func (d *device) mqttsConnect(t *testing.T, firmware string) byte {
 	}
 	defer conn.Close()
 	c := paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 5 * time.Second, OnClientError: func(error) {}})
-	cp := &paho.Connect{ClientID: "meter-17", KeepAlive: 30, CleanStart: true}
+	cp := &paho.Connect{ClientID: "meter-17", KeepAlive: 0, CleanStart: true}
 	if firmware != "" {
 		cp.Properties = &paho.ConnectProperties{User: paho.UserProperties{{Key: "firmware", Value: firmware}}}
 	}
@@ -262,7 +262,7 @@ func TestRevokedAPIKeyAttemptsOverMQTT(t *testing.T) {
 		c := paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 5 * time.Second, OnClientError: func(error) {}})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		ca, err := c.Connect(ctx, &paho.Connect{ClientID: "meter1", KeepAlive: 30, CleanStart: true, Password: []byte(key), PasswordFlag: true})
+		ca, err := c.Connect(ctx, &paho.Connect{ClientID: "meter1", KeepAlive: 0, CleanStart: true, Password: []byte(key), PasswordFlag: true})
 		if ca == nil {
 			t.Fatalf("connect: %v", err)
 		}

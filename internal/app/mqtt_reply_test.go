@@ -35,7 +35,7 @@ func connectReplyDevice(t *testing.T, addr, id, key string) *replyDevice {
 		}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if ca, err := d.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true, Password: []byte(key), PasswordFlag: true}); err != nil {
+	if ca, err := d.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 0, CleanStart: true, Password: []byte(key), PasswordFlag: true}); err != nil {
 		t.Fatalf("connect %s: %v %+v", id, err, ca)
 	}
 	t.Cleanup(func() { _ = d.Disconnect(&paho.Disconnect{}) })

@@ -65,7 +65,7 @@ func TestMQTTThroughTheNode(t *testing.T) {
 		OnClientError:      func(error) { disc <- struct{}{} }})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if ca, err := c.Connect(ctx, &paho.Connect{ClientID: "meter1", KeepAlive: 30, CleanStart: true,
+	if ca, err := c.Connect(ctx, &paho.Connect{ClientID: "meter1", KeepAlive: 0, CleanStart: true,
 		Password: []byte(key), PasswordFlag: true}); err != nil {
 		t.Fatalf("connect: %v %+v", err, ca)
 	}
@@ -171,7 +171,7 @@ func TestHTTPCommandToDevice(t *testing.T) {
 		}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if ca, err := c.Connect(ctx, &paho.Connect{ClientID: "meter1", KeepAlive: 30, CleanStart: true, Password: []byte(deviceKey), PasswordFlag: true}); err != nil {
+	if ca, err := c.Connect(ctx, &paho.Connect{ClientID: "meter1", KeepAlive: 0, CleanStart: true, Password: []byte(deviceKey), PasswordFlag: true}); err != nil {
 		t.Fatalf("connect: %v %+v", err, ca)
 	}
 	defer c.Disconnect(&paho.Disconnect{})

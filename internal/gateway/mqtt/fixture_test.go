@@ -201,7 +201,11 @@ func dialV5(t testing.TB, addr, clientID, key string, will *paho.WillMessage) (*
 		PacketTimeout:      5 * time.Second,
 	})
 	rm := uint16(100)
-	cp := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true, Username: "informational", UsernameFlag: true,
+	// KeepAlive 0 everywhere paho.golang connects in tests: its pinger
+	// writes its first PINGREQ from its own goroutine, unsynchronized with
+	// the client's writes, and under load it lands inside a PUBLISH (see
+	// TestTLSClientCertificate); the broker then rightly drops the session.
+	cp := &paho.Connect{ClientID: clientID, KeepAlive: 0, CleanStart: true, Username: "informational", UsernameFlag: true,
 		Properties: &paho.ConnectProperties{ReceiveMaximum: &rm}, WillMessage: will}
 	if key != "" {
 		cp.Password, cp.PasswordFlag = []byte(key), true

@@ -174,7 +174,7 @@ func TestDeviceCertificateSession(t *testing.T) {
 			OnServerDisconnect: func(d *paho.Disconnect) { c.disc <- d }})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, err = c.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true})
+		_, err = c.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 0, CleanStart: true})
 		return c, err
 	}
 	ca1, err := connect(a, device)
