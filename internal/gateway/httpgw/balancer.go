@@ -136,11 +136,7 @@ type balancer struct {
 }
 
 func idempotent(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
-		return r.Body == nil || r.Body == http.NoBody
-	}
-	return false
+	return isIdempotentMethod(r.Method) && (r.Body == nil || r.Body == http.NoBody)
 }
 
 func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {

@@ -110,15 +110,6 @@ func (ic *idleConns) put(c *h1Conn, now time.Time) {
 	ic.mu.Unlock()
 }
 
-func (ic *idleConns) closeAll() {
-	ic.mu.Lock()
-	defer ic.mu.Unlock()
-	for _, c := range ic.conns {
-		c.c.Close()
-	}
-	ic.conns = nil
-}
-
 var h1Dialer = &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 
 func dialH1(ctx context.Context, addr string) (*h1Conn, error) {
