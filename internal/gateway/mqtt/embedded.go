@@ -18,13 +18,16 @@ import (
 // aliases); a fleet gateway holds many mostly idle devices, so each
 // connection gets small, bounded buffers and queues instead.
 const (
-	// netBufferSize is the per-client read buffer and write coalescing
-	// threshold.
+	// netBufferSize is the size of the pooled read buffers.
 	netBufferSize = 2 << 10
-	// maxPendingWrites bounds a client's outbound queue. A subscriber
-	// that lets it fill up is disconnected (OnPublishDropped): a slow
-	// reader must not make the broker buffer without bound.
-	maxPendingWrites = 128
+	// maxPendingWrites bounds the packets waiting in a client's outbound
+	// queue, besides its 1 MiB bound on their bytes (mochi's outQueue). A
+	// subscriber that lets it fill up is disconnected (OnPublishDropped):
+	// a slow reader must not make the broker buffer without bound. A
+	// backend on a fleet wildcard must ride out a short pause (a GC, a
+	// burst from thousands of devices) without being cut off, so the
+	// bound is generous; an idle client's queue holds nothing.
+	maxPendingWrites = 4096
 	// maxInflight bounds the QoS 1/2 messages stored per client, sent and
 	// unacknowledged or waiting for the client's Receive Maximum (also
 	// while a persistent session is offline); beyond it mochi drops the
@@ -375,6 +378,6 @@ func (h *hook) OnPublishDropped(cl *mqtt.Client, _ packets.Packet) {
 	if cl.Closed() {
 		return
 	}
-	h.g.log.Info("mqtt slow subscriber disconnected", "client_id", cl.ID, "queue", maxPendingWrites)
+	h.g.log.Info("mqtt slow subscriber disconnected", "client_id", cl.ID, "max_queued", maxPendingWrites)
 	cl.Stop(codeQuotaExceeded)
 }

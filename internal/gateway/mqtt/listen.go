@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	mqtt "github.com/fleetgate/fleetgate/internal/third_party/mochi"
 	"github.com/fleetgate/fleetgate/internal/third_party/mochi/listeners"
 	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 	"github.com/gorilla/websocket"
@@ -253,6 +254,9 @@ type guardConn struct {
 	version byte
 	capture bool
 	buf     []byte // body of the current packet, when captured
+
+	lazy     *mqtt.LazyTCP // for ReadLazy, made by its first call
+	lazyInit bool
 }
 
 var errGuardMalformed = errors.New("mqtt: malformed packet")
@@ -265,6 +269,27 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// ReadLazy implements mochi's LazyReader for plain TCP connections, so
+// that an idle device's reader waits for its next packet without holding
+// a read buffer and a packet costs one read system call; the bytes are
+// scanned as Read scans them.
+func (c *guardConn) ReadLazy(get func() []byte, put func()) ([]byte, error) {
+	if !c.lazyInit {
+		c.lazyInit = true
+		c.lazy = mqtt.NewLazyTCP(c.Conn)
+	}
+	if c.lazy == nil {
+		return nil, errors.ErrUnsupported
+	}
+	p, err := c.lazy.ReadLazy(get, put)
+	if len(p) > 0 {
+		if ferr := c.scan(p); ferr != nil {
+			return nil, ferr
+		}
+	}
+	return p, err
 }
 
 // scan advances the framing state over b. Body bytes are skipped in

@@ -3,14 +3,18 @@
 package mqtt
 
 import (
+	"bytes"
+	"encoding/binary"
 	"testing"
-
-	"github.com/fleetgate/fleetgate/internal/third_party/mochi/packets"
 )
 
-// TestOutQueue checks the queue that replaced the outbound channel: FIFO
-// order, the pending bound (queued plus being written), one writer start
-// per busy period, and no array kept by an idle queue after a burst.
+// packetBytes is a stand-in for an encoded packet: its number, big-endian.
+func packetBytes(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i)) }
+
+// TestOutQueue checks the queue of encoded packets that replaced the
+// outbound channel: bytes in push order, the pending bound (queued plus
+// being written), one writer start per busy period, packet and PUBLISH
+// counts, and no buffer kept by an idle queue.
 func TestOutQueue(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -28,62 +32,108 @@ func TestOutQueue(t *testing.T) {
 			var q outQueue
 			var pending int32
 			starts, accepted := 0, 0
+			var want []byte
 			for i := range tc.push {
-				ok, start := q.push(&packets.Packet{PacketID: uint16(i)}, &pending, tc.limit)
+				ok, start := q.push(packetBytes(i), i%2 == 0, tc.limit, &pending)
 				if ok {
 					accepted++
+					want = append(want, packetBytes(i)...)
 				}
 				if start {
 					starts++
 				}
 			}
-			if accepted != tc.accepted || starts != 1 || int(pending) != accepted || int(q.queued.Load()) != accepted {
+			if accepted != tc.accepted || starts != 1 || int(pending) != accepted || int(q.queued()) != accepted {
 				t.Fatalf("accepted %d starts %d pending %d queued %d, want %d, 1, %d, %d",
-					accepted, starts, pending, q.queued.Load(), tc.accepted, accepted, accepted)
+					accepted, starts, pending, q.queued(), tc.accepted, accepted, accepted)
 			}
-			for i := range accepted {
-				pk, ok := q.pop()
-				if !ok || pk.PacketID != uint16(i) {
-					t.Fatalf("pop %d: %v %v", i, pk, ok)
+			b, n, msgs, ok := q.take(nil)
+			if !ok || !bytes.Equal(b.Bytes(), want) || int(n) != accepted || int(msgs) != (accepted+1)/2 {
+				t.Fatalf("take: ok %v, %d packets, %d publish, %d bytes; want %d packets, %d publish, %d bytes",
+					ok, n, msgs, b.Len(), accepted, (accepted+1)/2, len(want))
+			}
+			// While the writer holds b, the bound counts what waits: the
+			// queue takes limit more, then refuses.
+			if tc.limit > 0 {
+				for i := range tc.limit + 1 {
+					if ok, start := q.push(packetBytes(0), false, tc.limit, &pending); ok != (i < tc.limit) || start {
+						t.Fatalf("push %d while writing: ok %v start %v", i, ok, start)
+					}
 				}
-				pending-- // what writeQueued does after the write
+				b2, n2, _, _ := q.take(nil)
+				pending -= n2
+				outBufPool.Put(b2)
 			}
-			if _, ok := q.pop(); ok || q.writing || q.queued.Load() != 0 {
-				t.Fatalf("queue not empty or writer still marked after draining")
+			pending -= n // what writeQueued does after the write
+			if pending != 0 {
+				t.Fatalf("pending %d after the writes", pending)
 			}
-			if accepted > keepArray && q.pks != nil {
-				t.Fatalf("idle queue keeps an array of %d", cap(q.pks))
+			if _, _, _, ok := q.take(b); ok || q.writing || q.buf != nil || q.queued() != 0 {
+				t.Fatalf("queue not empty, writer still marked or buffer kept after draining")
 			}
-			if _, start := q.push(&packets.Packet{}, &pending, tc.limit); !start {
+			if _, start := q.push(packetBytes(0), false, tc.limit, &pending); !start {
 				t.Fatal("push to an idle queue did not ask for a writer")
 			}
 		})
 	}
 }
 
-// TestOutQueueInterleaved pushes and pops alternately with the queue never
-// empty, so the array must be reused rather than grow with every push.
+// TestOutQueueBytes checks the byte bound: small packets stop at
+// maxQueuedBytes, and a packet larger than the bound is queued alone.
+func TestOutQueueBytes(t *testing.T) {
+	var q outQueue
+	var pending int32
+	kb := make([]byte, 1024)
+	accepted := 0
+	for range maxQueuedBytes/1024 + 10 {
+		if ok, _ := q.push(kb, true, 0, &pending); ok {
+			accepted++
+		}
+	}
+	if accepted != maxQueuedBytes/1024 {
+		t.Fatalf("%d KB queued, want %d", accepted, maxQueuedBytes/1024)
+	}
+	b, n, _, _ := q.take(nil)
+	pending -= n
+	huge := make([]byte, 2*maxQueuedBytes)
+	if ok, _ := q.push(huge, true, 0, &pending); !ok {
+		t.Fatal("a packet larger than the bound refused by an empty queue")
+	}
+	if ok, _ := q.push(kb, true, 0, &pending); ok {
+		t.Fatal("queued behind a packet larger than the bound")
+	}
+	q.take(b)
+}
+
+// TestOutQueueInterleaved pushes while the writer takes, as under load:
+// every byte arrives once and in order, and the two buffers are swapped
+// rather than reallocated.
 func TestOutQueueInterleaved(t *testing.T) {
 	var q outQueue
 	var pending int32
-	next, want := 0, 0
-	for range 3 {
-		q.push(&packets.Packet{PacketID: uint16(next)}, &pending, 16)
-		next++
-	}
-	for range 10000 {
-		if ok, _ := q.push(&packets.Packet{PacketID: uint16(next)}, &pending, 16); !ok {
-			t.Fatal("refused under the bound")
+	var got, want []byte
+	var spare *bytes.Buffer
+	next := 0
+	for round := range 2000 {
+		for range round%5 + 1 {
+			if ok, _ := q.push(packetBytes(next), true, 16, &pending); !ok {
+				t.Fatal("refused under the bound")
+			}
+			want = append(want, packetBytes(next)...)
+			next++
 		}
-		next++
-		pk, ok := q.pop()
-		if !ok || pk.PacketID != uint16(want) {
-			t.Fatalf("got %v %v, want packet %d", pk, ok, want)
+		b, n, _, ok := q.take(spare)
+		if !ok {
+			t.Fatal("take found nothing queued")
 		}
-		want++
-		pending--
+		got = append(got, b.Bytes()...)
+		pending -= n
+		spare = b
 	}
-	if cap(q.pks) > 16 {
-		t.Fatalf("array grew to %d for at most 4 queued packets", cap(q.pks))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("bytes out of order or lost: %d written, %d queued", len(got), len(want))
+	}
+	if _, _, _, ok := q.take(spare); ok || pending != 0 {
+		t.Fatalf("queue not drained: pending %d", pending)
 	}
 }
