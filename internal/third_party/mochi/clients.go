@@ -205,19 +205,20 @@ func newClient(c net.Conn, o *ops) *Client {
 //
 // fleetgate: replaces the send on the outbound channel and the writer
 // goroutine upstream started at connect (WriteLoop); see outQueue. pk is
-// only read, and not kept.
+// the caller's own copy: it is prepared for this client in place, and not
+// kept.
 func (cl *Client) enqueue(pk *packets.Packet) bool {
 	if cl.Closed() || cl.Net.Conn == nil {
 		return true // as WritePacket: nothing is written to a closed client
 	}
 	buf := mempool.GetBuffer()
 	defer mempool.PutBuffer(buf)
-	enc, err := cl.encodePacket(*pk, buf)
+	err := cl.encodePacket(pk, buf)
 	if err != nil {
-		cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
+		cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "type", pk.FixedHeader.Type, "topic", pk.TopicName)
 		return true
 	}
-	ok, start := cl.State.outbound.push(buf.Bytes(), enc.FixedHeader.Type == packets.Publish,
+	ok, start := cl.State.outbound.push(buf.Bytes(), pk.FixedHeader.Type == packets.Publish,
 		cl.ops.options.Capabilities.MaximumClientWritesPending, &cl.State.outboundQty)
 	if !ok {
 		return false
@@ -225,7 +226,7 @@ func (cl *Client) enqueue(pk *packets.Packet) bool {
 	if start {
 		go cl.writeLoop()
 	}
-	cl.ops.hooks.OnPacketSent(cl, enc, buf.Bytes()) // fleetgate: once queued, not once written
+	cl.ops.hooks.OnPacketSent(cl, *pk, buf.Bytes()) // fleetgate: once queued, not once written
 	return true
 }
 
@@ -631,8 +632,7 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 
 	buf := mempool.GetBuffer()
 	defer mempool.PutBuffer(buf)
-	pk, err := cl.encodePacket(pk, buf)
-	if err != nil {
+	if err := cl.encodePacket(&pk, buf); err != nil {
 		return err
 	}
 	var msgs int32
@@ -646,10 +646,11 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	return nil
 }
 
-// encodePacket prepares pk for this client (protocol version, size limit,
-// expiry, the OnPacketEncode hooks) and encodes it into buf, returning the
-// packet as encoded.
-func (cl *Client) encodePacket(pk packets.Packet, buf *bytes.Buffer) (packets.Packet, error) {
+// encodePacket prepares pk for this client in place (protocol version,
+// size limit, expiry, the OnPacketEncode hooks) and encodes it into buf.
+// pk is a pointer because a packet is 800 bytes: passing and returning it
+// by value cost more than its encoding.
+func (cl *Client) encodePacket(pk *packets.Packet, buf *bytes.Buffer) error {
 	if pk.Expiry > 0 {
 		expiry := pk.Expiry - time.Now().Unix()
 		if expiry < 1 {
@@ -671,7 +672,7 @@ func (cl *Client) encodePacket(pk packets.Packet, buf *bytes.Buffer) (packets.Pa
 		pk.Mods.AllowResponseInfo = true // [MQTT-3.1.2-28] we need to know which properties we can encode
 	}
 
-	pk = cl.ops.hooks.OnPacketEncode(cl, pk)
+	*pk = cl.ops.hooks.OnPacketEncode(cl, *pk)
 
 	var err error
 	switch pk.FixedHeader.Type {
@@ -709,11 +710,11 @@ func (cl *Client) encodePacket(pk packets.Packet, buf *bytes.Buffer) (packets.Pa
 		err = fmt.Errorf("%w: %v", packets.ErrNoValidPacketAvailable, pk.FixedHeader.Type)
 	}
 	if err != nil {
-		return pk, err
+		return err
 	}
 
 	if pk.Mods.MaxSize > 0 && uint32(buf.Len()) > pk.Mods.MaxSize {
-		return pk, packets.ErrPacketTooLarge // [MQTT-3.1.2-24] [MQTT-3.1.2-25]
+		return packets.ErrPacketTooLarge // [MQTT-3.1.2-24] [MQTT-3.1.2-25]
 	}
-	return pk, nil
+	return nil
 }

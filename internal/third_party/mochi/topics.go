@@ -589,9 +589,34 @@ func (x *TopicsIndex) scanMessages(filter string, d int, n *particle, pks []pack
 // written), and the gather functions read the particles' subscriptions
 // under their read lock instead of copying them into further fresh maps
 // first. Callers must treat nil maps as empty (reading a nil map is fine;
-// MergeSharedSelected makes Subscriptions when it writes).
+// MergeSharedSelected makes Subscriptions when it writes). The result
+// comes from a pool: a caller done with it may give it back with Release
+// (publishToSubscribers does, so a publish reuses the Subscriptions map of
+// an earlier one instead of making one).
 func (x *TopicsIndex) Subscribers(topic string) *Subscribers {
-	return x.scanSubscribers(topic, 0, nil, &Subscribers{})
+	return x.scanSubscribers(topic, 0, nil, subscribersPool.Get().(*Subscribers))
+}
+
+var subscribersPool = sync.Pool{New: func() any { return new(Subscribers) }}
+
+// keepSubscriptions is the largest Subscriptions map Release keeps for
+// the next publish; a larger one (a topic with many subscribers) is left to
+// the garbage collector rather than pinned in the pool.
+const keepSubscriptions = 64
+
+// Release empties s and gives it back to the pool Subscribers takes from;
+// s must not be used afterwards. The rare shared and inline maps are
+// dropped, the Subscriptions map is cleared and kept if small.
+//
+// fleetgate: added.
+func (s *Subscribers) Release() {
+	if len(s.Subscriptions) > keepSubscriptions {
+		s.Subscriptions = nil
+	} else {
+		clear(s.Subscriptions)
+	}
+	s.Shared, s.SharedSelected, s.InlineSubscriptions = nil, nil, nil
+	subscribersPool.Put(s)
 }
 
 // scanSubscribers returns a list of client subscriptions matching an indexed topic address.
