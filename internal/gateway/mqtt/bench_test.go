@@ -60,7 +60,7 @@ func BenchmarkEmbeddedPublish(b *testing.B) {
 			}()
 			pub := dialRaw(b, addr, 5)
 			pub.connect(f.dev1+"-bench", f.key[f.dev1])
-			_ = pub.c.SetDeadline(time.Time{}) // the run may outlast dialRaw's deadline; stalls are caught below
+			_ = pub.c.SetDeadline(time.Time{})                // the run may outlast dialRaw's deadline; stalls are caught below
 			go func() { _, _ = io.Copy(io.Discard, pub.c) }() // PUBACKs
 			msgs := make([][]byte, 1024)
 			for i := range msgs {
