@@ -207,6 +207,9 @@ type run struct {
 	nacks     atomic.Int64
 	windows   []chan struct{}
 	errs      chan error
+	// per publisher: messages sent, and deliveries seen with the time of
+	// the last (ns since base), for the report of a stalled publisher
+	sent, got, lastGot []atomic.Int64
 
 	mu      sync.Mutex
 	samples []time.Duration
@@ -221,6 +224,7 @@ func (r *run) fail(err error) {
 
 func runPubsub(c pubsubConfig) (result, error) {
 	r := &run{c: c, base: time.Now(), done: make(chan struct{}), errs: make(chan error, 1), windows: make([]chan struct{}, c.pubs)}
+	r.sent, r.got, r.lastGot = make([]atomic.Int64, c.pubs), make([]atomic.Int64, c.pubs), make([]atomic.Int64, c.pubs)
 	for i := range r.windows {
 		r.windows[i] = make(chan struct{}, c.window)
 	}
@@ -348,7 +352,7 @@ func (r *run) publisher(j int, cl *client) {
 			case <-r.done:
 				return
 			case <-time.After(10 * time.Second):
-				r.fail(fmt.Errorf("publisher %d: no delivery for 10 s: messages lost", j))
+				r.fail(fmt.Errorf("publisher %d: no delivery for 10 s: messages lost (%s)", j, r.stalled(j)))
 				return
 			}
 		}
@@ -363,7 +367,23 @@ func (r *run) publisher(j int, cl *client) {
 			}
 			return
 		}
+		r.sent[j].Add(1)
 	}
+}
+
+// stalled describes a stalled publisher j for the failure report: what it
+// sent and what was delivered, and which publishers (and so which
+// subscribers: publisher k goes to subscriber k mod S) have had no
+// delivery for 5 s, to tell one lost message from a stalled subscriber.
+func (r *run) stalled(j int) string {
+	now := int64(time.Since(r.base))
+	var quiet []string
+	for k := range r.lastGot {
+		if now-r.lastGot[k].Load() > int64(5*time.Second) {
+			quiet = append(quiet, fmt.Sprintf("%d(sub %d)", k, k%r.c.subs))
+		}
+	}
+	return fmt.Sprintf("sent %d, delivered %d; publishers with no delivery for 5 s: %v", r.sent[j].Load(), r.got[j].Load(), quiet)
 }
 
 // acks reads a QoS 1 publisher's PUBACKs and counts negative ones.
@@ -429,6 +449,8 @@ func (r *run) subscriber(cl *client) {
 				case <-r.windows[j]:
 				default:
 				}
+				r.got[j].Add(1)
+				r.lastGot[j].Store(int64(time.Since(r.base)))
 				if r.measuring.Load() && len(samples) < r.c.maxSample/r.c.subs {
 					samples = append(samples, time.Since(r.base)-time.Duration(t))
 				}

@@ -325,6 +325,10 @@ func (h *Hooks) OnPacketProcessed(cl *Client, pk packets.Packet, err error) {
 
 // OnPacketSent is called when a packet has been sent to a client. It takes a bytes parameter
 // containing the bytes sent.
+//
+// fleetgate: for a delivery to a subscriber it is called once the packet is
+// queued for the client's writer (see outQueue), and b is valid only during
+// the call: it is a pooled buffer, reused afterwards.
 func (h *Hooks) OnPacketSent(cl *Client, pk packets.Packet, b []byte) {
 	for _, hook := range h.GetAll() {
 		if hook.Provides(OnPacketSent) {
