@@ -120,6 +120,10 @@ type ClientConnection struct {
 	Conn     net.Conn    // the net.Conn used to establish the connection
 	bconn    *connReader // reads packets from Conn (fleetgate: was a *bufio.Reader, see connReader)
 	wmu      sync.Mutex  // serializes writes to Conn (fleetgate: replaces outbuf, see outQueue)
+	// fleetgate: acknowledgements held back while the reader handles
+	// pipelined packets (see deferAcks), and whether it does; under wmu
+	acks      *bytes.Buffer
+	deferring bool
 	Remote   string      // the remote address of the client
 	Listener string      // listener id of the client
 	Inline   bool        // if true, the client is the built-in 'inline' embedded client
@@ -165,6 +169,9 @@ type ClientState struct {
 	// and for which keepalive
 	deadlineSet       int64
 	deadlineKeepalive uint16
+	// fleetgate: the reader's own copy of Net.deferring, so it takes wmu
+	// only when that changes
+	deferringAcks bool
 }
 
 // newClient returns a new instance of Client. This is almost exclusively used by Server
@@ -253,13 +260,22 @@ func (cl *Client) writeQueued(b []byte, n, msgs int32) {
 }
 
 // write writes encoded packets to the connection, serialized with every
-// other write to it, and counts them as sent.
+// other write to it, and counts them as sent. Acknowledgements held back
+// by deferAcks go first, in the same system call.
 func (cl *Client) write(b []byte, n, msgs int32) error {
 	if cl.Closed() {
 		return ErrConnectionClosed
 	}
 	cl.Net.wmu.Lock()
+	held := cl.Net.acks != nil
+	if held {
+		cl.Net.acks.Write(b)
+		b = cl.Net.acks.Bytes()
+	}
 	w, err := cl.Net.Conn.Write(b)
+	if held {
+		cl.dropAcks()
+	}
 	cl.Net.wmu.Unlock()
 	atomic.AddInt64(&cl.ops.info.BytesSent, int64(w))
 	if err != nil {
@@ -268,6 +284,70 @@ func (cl *Client) write(b []byte, n, msgs int32) error {
 	atomic.AddInt64(&cl.ops.info.PacketsSent, int64(n))
 	atomic.AddInt64(&cl.ops.info.MessagesSent, int64(msgs))
 	return nil
+}
+
+// isAck reports whether a packet of type t answers one the client sent,
+// so that it may be held back while the reader handles pipelined packets.
+func isAck(t byte) bool {
+	switch t {
+	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp, packets.Suback, packets.Unsuback, packets.Pingresp:
+		return true
+	}
+	return false
+}
+
+// deferAcks holds back acknowledgements (isAck) written while the reader
+// handles packets that arrived together, or writes them out when on is
+// false: with the next packet already buffered, the answers to a burst
+// (a QoS 1 publisher's PUBACKs) go out in one system call instead of one
+// each. Only the reader calls it, before it handles a packet that has
+// others buffered behind it (on) and before it waits for more (off), so
+// nothing is held back while it waits. Other packets (CONNACK,
+// DISCONNECT, deliveries) are never held back: they are written at once,
+// after the acknowledgements held so far.
+//
+// fleetgate: added; upstream wrote every acknowledgement at once.
+func (cl *Client) deferAcks(on bool) {
+	if cl.State.deferringAcks == on || cl.Net.Conn == nil {
+		return
+	}
+	cl.State.deferringAcks = on
+	cl.Net.wmu.Lock()
+	defer cl.Net.wmu.Unlock()
+	cl.Net.deferring = on
+	if on || cl.Net.acks == nil {
+		return
+	}
+	defer cl.dropAcks()
+	if cl.Closed() {
+		return
+	}
+	w, err := cl.Net.Conn.Write(cl.Net.acks.Bytes())
+	atomic.AddInt64(&cl.ops.info.BytesSent, int64(w))
+	if err != nil {
+		cl.ops.log.Debug("failed writing acknowledgements", "error", err, "client", cl.ID)
+	}
+}
+
+// holdAck keeps an encoded acknowledgement for deferAcks, reporting false
+// when acknowledgements are not being held back. The caller holds wmu.
+func (cl *Client) holdAck(b []byte) bool {
+	if !cl.Net.deferring {
+		return false
+	}
+	if cl.Net.acks == nil {
+		cl.Net.acks = mempool.GetBuffer()
+	}
+	cl.Net.acks.Write(b)
+	atomic.AddInt64(&cl.ops.info.PacketsSent, 1)
+	return true
+}
+
+// dropAcks gives the held acknowledgements' buffer back. The caller holds
+// wmu.
+func (cl *Client) dropAcks() {
+	mempool.PutBuffer(cl.Net.acks)
+	cl.Net.acks = nil
 }
 
 // ParseConnect parses the connect parameters and properties for a client.
@@ -441,6 +521,7 @@ func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 // packets to be handled by the packetHandler.
 func (cl *Client) Read(packetHandler ReadFn) error {
 	var err error
+	defer cl.deferAcks(false) // fleetgate: what is held back goes out, if the connection still takes it
 
 	for {
 		if cl.Closed() {
@@ -448,7 +529,11 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 		}
 
 		// fleetgate: an idle client holds no read buffer (see connReader);
-		// this also returns the one CONNECT was read with.
+		// this also returns the one CONNECT was read with. Held-back
+		// acknowledgements go out before the wait (see deferAcks).
+		if cl.Net.bconn.buffered() == 0 {
+			cl.deferAcks(false)
+		}
 		cl.Net.bconn.release(false)
 		cl.refreshDeadline(cl.State.Keepalive)
 		fh := new(packets.FixedHeader)
@@ -476,6 +561,9 @@ func (cl *Client) readAndHandle(fh *packets.FixedHeader, packetHandler ReadFn) e
 	pk, err := cl.ReadPacket(fh)
 	if err != nil {
 		return err
+	}
+	if cl.Net.bconn.buffered() > 0 {
+		cl.deferAcks(true) // fleetgate: more packets follow this one
 	}
 
 	return packetHandler(cl, pk) // Process inbound packet.
@@ -634,6 +722,15 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	defer mempool.PutBuffer(buf)
 	if err := cl.encodePacket(&pk, buf); err != nil {
 		return err
+	}
+	if isAck(pk.FixedHeader.Type) {
+		cl.Net.wmu.Lock()
+		held := cl.holdAck(buf.Bytes())
+		cl.Net.wmu.Unlock()
+		if held {
+			cl.ops.hooks.OnPacketSent(cl, pk, buf.Bytes())
+			return nil
+		}
 	}
 	var msgs int32
 	if pk.FixedHeader.Type == packets.Publish {

@@ -78,7 +78,7 @@ func newConnReader(conn net.Conn, size int) *connReader {
 
 // buffered reports how many bytes are buffered and not yet read.
 func (r *connReader) buffered() int {
-	if r.rb == nil {
+	if r == nil || r.rb == nil {
 		return 0
 	}
 	return r.rb.w - r.rb.r
