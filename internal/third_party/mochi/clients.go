@@ -117,16 +117,17 @@ type Client struct {
 
 // ClientConnection contains the connection transport and metadata for the client.
 type ClientConnection struct {
-	Conn  net.Conn    // the net.Conn used to establish the connection
-	bconn *connReader // reads packets from Conn (fleetgate: was a *bufio.Reader, see connReader)
-	wmu   sync.Mutex  // serializes writes to Conn (fleetgate: replaces outbuf, see outQueue)
+	Conn     net.Conn    // the net.Conn used to establish the connection
+	bconn    *connReader // reads packets from Conn (fleetgate: was a *bufio.Reader, see connReader)
+	wmu      sync.Mutex  // serializes writes to Conn (fleetgate: replaces outbuf, see outQueue)
+	Remote   string      // the remote address of the client
+	Listener string      // listener id of the client
+	Inline   bool        // if true, the client is the built-in 'inline' embedded client
+
 	// fleetgate: acknowledgements held back while the reader handles
 	// pipelined packets (see deferAcks), and whether it does; under wmu
 	acks      *bytes.Buffer
 	deferring bool
-	Remote    string // the remote address of the client
-	Listener  string // listener id of the client
-	Inline    bool   // if true, the client is the built-in 'inline' embedded client
 }
 
 // ClientProperties contains the properties which define the client behaviour.
