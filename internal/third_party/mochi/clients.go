@@ -330,10 +330,17 @@ func (cl *Client) deferAcks(on bool) {
 	}
 }
 
+// maxHeldAcks bounds the bytes of acknowledgements held back (about 128
+// PUBACKs): a client streaming packets so that the reader never finds its
+// buffer empty between two of them must not make them pile up; beyond
+// the bound the next one is written at once, with those held.
+const maxHeldAcks = 512
+
 // holdAck keeps an encoded acknowledgement for deferAcks, reporting false
-// when acknowledgements are not being held back. The caller holds wmu.
+// when acknowledgements are not being held back or maxHeldAcks are. The
+// caller holds wmu.
 func (cl *Client) holdAck(b []byte) bool {
-	if !cl.Net.deferring {
+	if !cl.Net.deferring || cl.Net.acks != nil && cl.Net.acks.Len()+len(b) > maxHeldAcks {
 		return false
 	}
 	if cl.Net.acks == nil {
