@@ -91,14 +91,36 @@ func FuzzEmbeddedPacket(f *testing.F) {
 	}
 	f.Cleanup(func() { _ = g.Close() })
 	topic := "fleet/" + fx.dev1 + "/telemetry"
-	for _, v := range []byte{4, 5} {
-		f.Add(v, append(enc(f, v, publishPacket(topic, `{"temp":1}`, 2, 1)), enc(f, v, subscribePacket(2, "fleet/+/commands", "#"))...))
+	for _, v := range []byte{4, 5, 6, 7} { // 4, 5: pipe; 6, 7: TCP
+		pv := 4 + v%2
+		f.Add(v, append(enc(f, pv, publishPacket(topic, `{"temp":1}`, 2, 1)), enc(f, pv, subscribePacket(2, "fleet/+/commands", "#"))...))
 		f.Add(v, []byte{0x82, 6, 0, 1, 0, 0, 1, 'a'})
 		f.Add(v, []byte{0x30, 4, 0, 0, 0, 'x', 0x62, 2, 0, 1, 0xF0, 0})
 	}
+	// The version byte's bit 1 chooses the transport: a pipe, where the broker
+	// waits for a packet's first byte in a one-byte array, or a real TCP
+	// connection, where it reads through LazyTCP (see connReader).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = ln.Close() })
 	f.Fuzz(func(t *testing.T, version byte, data []byte) {
 		v := 4 + version%2
-		client, server := net.Pipe()
+		var client, server net.Conn
+		if version&2 == 0 {
+			client, server = net.Pipe()
+		} else {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			client, server = c, s
+		}
 		gc := &guardConn{Conn: server, transport: "tcp", max: g.o.MaxPacketSize}
 		done := make(chan struct{})
 		go func() {
