@@ -53,11 +53,18 @@ func (t *tx) ListDevices(tenant string, p store.Page) ([]model.Device, error) {
 	return collect(t, rows, err, scanDevice)
 }
 
+// UpdateDevice implements store.Tx. The sighting columns only move
+// forward, as in MarkDeviceSeen: an admin change made from a read that
+// the data plane's flusher has overtaken (the read takes no row lock)
+// keeps the newer sighting, and first_seen, once set, stays.
 func (t *tx) UpdateDevice(v *model.Device) error {
-	return t.execOne(`UPDATE devices SET model = ?, serial = ?, owners = ?, attributes = ?, status = ?, firmware = ?, first_seen = ?, last_seen = ?, updated_at = ?
+	last := nullUS(v.LastSeen)
+	return t.execOne(`UPDATE devices SET model = ?, serial = ?, owners = ?, attributes = ?, status = ?, firmware = ?,
+		first_seen = COALESCE(first_seen, ?),
+		last_seen = CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END, updated_at = ?
 		WHERE tenant_id = ? AND id = ?`,
 		v.Model, v.Serial, jsonText(orEmptySlice(v.Owners)), jsonText(orEmptyMap(v.Attributes)), string(v.Status), v.Firmware,
-		nullUS(v.FirstSeen), nullUS(v.LastSeen), us(v.UpdatedAt), v.TenantID, v.ID)
+		nullUS(v.FirstSeen), last, last, us(v.UpdatedAt), v.TenantID, v.ID)
 }
 
 func (t *tx) DeleteDevice(tenant, id string) error {

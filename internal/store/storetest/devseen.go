@@ -62,6 +62,24 @@ func testDeviceSeen(t *testing.T, s store.Store) {
 			return nil
 		})
 	}
+	// An admin update made from a read the flusher has since overtaken
+	// keeps the newer sighting; its own changes land.
+	var stale *model.Device
+	_ = s.View(ctx, func(tx store.Tx) (err error) { stale, err = tx.GetDevice("a", "d1"); return err })
+	newer := t0.Add(time.Hour)
+	mustUpdate(t, s, func(tx store.Tx) error { _, _, err := tx.MarkDeviceSeen("a", "d1", newer, ""); return err })
+	stale.Status, stale.FirstSeen, stale.UpdatedAt = model.DeviceSuspended, nil, now()
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.UpdateDevice(stale) })
+	_ = s.View(ctx, func(tx store.Tx) error {
+		d, err := tx.GetDevice("a", "d1")
+		if err != nil {
+			return err
+		}
+		if d.Status != model.DeviceSuspended || d.LastSeen == nil || !d.LastSeen.Equal(newer) || d.FirstSeen == nil || !d.FirstSeen.Equal(t0) {
+			t.Errorf("update from a stale read: status %s first %v last %v, want suspended, %v, %v", d.Status, d.FirstSeen, d.LastSeen, t0, newer)
+		}
+		return nil
+	})
 	for _, who := range [][2]string{{"b", "d1"}, {"a", "nope"}} {
 		err := s.Update(ctx, func(tx store.Tx) error { _, _, err := tx.MarkDeviceSeen(who[0], who[1], t0, "2.0.0"); return err })
 		if !errors.Is(err, store.ErrNotFound) {
