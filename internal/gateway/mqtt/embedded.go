@@ -65,12 +65,11 @@ func newBroker(g *Gateway) *mqtt.Server {
 	// Acknowledgements do not echo the publisher's user properties.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	srv := mqtt.New(&mqtt.Options{
-		Capabilities:             caps,
-		ClientNetWriteBufferSize: netBufferSize,
-		ClientNetReadBufferSize:  netBufferSize,
-		Logger:                   slog.New(demoted{g.log.Handler()}),
-		SysTopicResendInterval:   sysInterval,
-		InlineClient:             true, // Gateway.Publish
+		Capabilities:            caps,
+		ClientNetReadBufferSize: netBufferSize, // no write buffer: the fork queues encoded packets (outQueue)
+		Logger:                  slog.New(demoted{g.log.Handler()}),
+		SysTopicResendInterval:  sysInterval,
+		InlineClient:            true, // Gateway.Publish
 	})
 	h := &hook{g: g, srv: srv, noAliases: mqtt.NewOutboundTopicAliases(0)}
 	_ = srv.AddHook(h, nil) // fails only for a nil hook
