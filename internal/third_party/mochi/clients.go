@@ -207,9 +207,9 @@ func newClient(c net.Conn, o *ops) *Client {
 
 // enqueue encodes pk and queues its bytes for the client's writer,
 // starting one if none runs, and reports false when the queue is full
-// (see outQueue.push). A packet that
-// cannot be encoded for this client (larger than its Maximum Packet Size)
-// is discarded as if sent [MQTT-3.1.2-25] and counts as queued.
+// (see outQueue.push). A packet that cannot be encoded for this client
+// (larger than its Maximum Packet Size) is discarded as if sent
+// [MQTT-3.1.2-25] and counts as queued.
 //
 // fleetgate: replaces the send on the outbound channel and the writer
 // goroutine upstream started at connect (WriteLoop); see outQueue. pk is
