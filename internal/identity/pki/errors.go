@@ -10,12 +10,15 @@ const (
 	// not valid base64 for EST.
 	CodeMalformedCSR = "malformed-csr"
 	// CodeBadSignature: the CSR's self-signature does not verify, so the
-	// requester has not proven possession of the private key (RFC 2986 §3).
+	// requester has not proven possession of the private key (RFC 2986 §3);
+	// or an external CA's verification certificate is not signed by that
+	// CA's key (VerifyCAPossession).
 	CodeBadSignature = "bad-signature"
 	// CodeUnsupportedKey: a key type or size outside the accepted set.
 	CodeUnsupportedKey = "unsupported-key"
 	// CodeIdentityMismatch: the CSR names another device, or the identity
-	// belongs to another tenant than the CA's.
+	// belongs to another tenant than the CA's, or a verification
+	// certificate's common name is not the tenant's registration code.
 	CodeIdentityMismatch = "identity-mismatch"
 	// CodeTooLarge: an input exceeds its size limit; it was not parsed.
 	CodeTooLarge = "too-large"

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -198,4 +199,82 @@ func HasFleetgateName(cert *x509.Certificate) bool {
 		}
 	}
 	return false
+}
+
+// RegistrationCodePrefix starts every registration code (RegistrationCode).
+const RegistrationCodePrefix = "fleetgate-ca-verification:"
+
+// RegistrationCode is the common name a tenant's verification certificate
+// must carry to register an external CA (VerifyCAPossession). It is
+// deterministic and public: it binds the proof to the tenant, and only the
+// holder of the CA key can sign a certificate bearing it. Its format must
+// never change: verification certificates already made would stop working.
+func RegistrationCode(tenant string) string { return RegistrationCodePrefix + tenant }
+
+// VerifyCAPossession checks a verification certificate: the proof that the
+// tenant registering ca holds ca's private key, as AWS IoT asks for its CA
+// registration. A CA certificate is public, so without this proof a tenant
+// could register another party's CA (a chip vendor's, another tenant's) and
+// have its devices' certificates authenticate into its own tenant.
+//
+// data must be exactly one PEM CERTIFICATE block of at most
+// MaxExternalCASize bytes whose certificate is signed by ca's key
+// (x509.Certificate.CheckSignatureFrom, which also wants ca allowed to sign
+// certificates), has exactly one subject common name equal to code (see
+// RegistrationCode) and is valid at now (NotBefore <= now <= NotAfter). ca
+// must be a certificate ParseExternalCA accepted. It returns the
+// verification certificate, or a *Error: CodeMalformedCertificate (missing
+// or not one parsable PEM certificate), CodeTooLarge, CodeBadSignature (not
+// signed by ca), CodeWeakKey (signed with MD5 or SHA-1), CodeNotCA,
+// CodeIdentityMismatch (another common name) or CodeExpired.
+func VerifyCAPossession(ca *x509.Certificate, data []byte, code string, now time.Time) (*x509.Certificate, error) {
+	if len(data) > MaxExternalCASize {
+		return nil, perr(CodeTooLarge, fmt.Sprintf("verification certificate exceeds %d bytes", MaxExternalCASize))
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return nil, perr(CodeMalformedCertificate, "verification certificate missing: sign a certificate whose common name is "+code+" with the CA key")
+	}
+	block, rest := pem.Decode(data)
+	if block != nil && strings.HasSuffix(block.Type, "PRIVATE KEY") {
+		return nil, perr(CodeMalformedCertificate, "verification certificate is a private key, not a certificate (never send a key)")
+	}
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, perr(CodeMalformedCertificate, "verification certificate is not a PEM certificate")
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, perr(CodeMalformedCertificate, "data after the verification certificate's PEM block (want exactly one)")
+	}
+	vc, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, perr(CodeMalformedCertificate, "verification certificate: "+err.Error())
+	}
+	if ca == nil {
+		return nil, perr(CodeBadSignature, "verification certificate is not signed by this CA")
+	}
+	if err := vc.CheckSignatureFrom(ca); err != nil {
+		var insecure x509.InsecureAlgorithmError
+		var constraint x509.ConstraintViolationError
+		switch {
+		case errors.As(err, &insecure):
+			return nil, perr(CodeWeakKey, "verification certificate signed with the insecure "+x509.SignatureAlgorithm(insecure).String())
+		case errors.As(err, &constraint):
+			return nil, perr(CodeNotCA, "the CA may not sign certificates")
+		}
+		return nil, perr(CodeBadSignature, "verification certificate is not signed by this CA")
+	}
+	var cns []string
+	for _, atv := range vc.Subject.Names {
+		if atv.Type.Equal(oidCommonName) {
+			s, _ := atv.Value.(string)
+			cns = append(cns, s)
+		}
+	}
+	if len(cns) != 1 || cns[0] != code {
+		return nil, perr(CodeIdentityMismatch, "verification certificate's common name must be the registration code "+code)
+	}
+	if now.Before(vc.NotBefore) || now.After(vc.NotAfter) {
+		return nil, perr(CodeExpired, "verification certificate is expired or not yet valid")
+	}
+	return vc, nil
 }

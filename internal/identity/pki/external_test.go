@@ -225,3 +225,86 @@ func FuzzMapping(f *testing.F) {
 		}
 	})
 }
+
+// verifTmpl is a verification certificate template: common name cn, valid
+// around testNow.
+func verifTmpl(cn string, mod func(*x509.Certificate)) *x509.Certificate {
+	t := &x509.Certificate{Subject: pkix.Name{CommonName: cn}, NotBefore: testNow.Add(-time.Hour), NotAfter: testNow.Add(24 * time.Hour)}
+	if mod != nil {
+		mod(t)
+	}
+	return t
+}
+
+func TestVerifyCAPossession(t *testing.T) {
+	caKey, other, leafKey := testKey(t, "p256"), testKey(t, "p384"), testKey(t, "ed25519")
+	ca, caPEM := extCert(t, caTmpl(nil), nil, caKey.Public(), caKey)
+	otherCA, _ := extCert(t, caTmpl(nil), nil, other.Public(), other)
+	code := RegistrationCode(testTenant)
+	if code != "fleetgate-ca-verification:acme" {
+		t.Fatalf("RegistrationCode = %q", code)
+	}
+	proof := func(cn string, mod func(*x509.Certificate), parent *x509.Certificate, signer crypto.Signer) []byte {
+		_, p := extCert(t, verifTmpl(cn, mod), parent, leafKey.Public(), signer)
+		return p
+	}
+	good := proof(code, nil, ca, caKey)
+	rsaKey := testKey(t, "rsa2048")
+	rsaCA, _ := extCert(t, caTmpl(nil), nil, rsaKey.Public(), rsaKey)
+	sha1 := proof(code, func(c *x509.Certificate) { c.SignatureAlgorithm = x509.SHA1WithRSA }, rsaCA, rsaKey)
+	twoCNs := proof("", func(c *x509.Certificate) {
+		c.Subject.ExtraNames = []pkix.AttributeTypeAndValue{{Type: oidCommonName, Value: code}, {Type: oidCommonName, Value: "other"}}
+	}, ca, caKey)
+	keyPEM := func() []byte {
+		der, err := x509.MarshalPKCS8PrivateKey(caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}()
+	for _, tc := range []struct {
+		name   string
+		ca     *x509.Certificate
+		in     []byte
+		code   string // "" = accepted
+		detail string
+	}{
+		{"good", ca, good, "", ""},
+		{"surrounding whitespace", ca, append(append([]byte("\n "), good...), "\n\n"...), "", ""},
+		{"valid until the last second", ca, proof(code, func(c *x509.Certificate) { c.NotAfter = testNow }, ca, caKey), "", ""},
+		{"signed by another key", ca, proof(code, nil, otherCA, other), CodeBadSignature, "not signed by this CA"},
+		{"SHA-1 signature", rsaCA, sha1, CodeWeakKey, "insecure SHA1-RSA"},
+		{"self-signed", ca, proof(code, nil, nil, leafKey), CodeBadSignature, "not signed by this CA"},
+		{"checked against another CA", otherCA, good, CodeBadSignature, "not signed by this CA"},
+		{"no CA", nil, good, CodeBadSignature, "not signed by this CA"},
+		{"another tenant's code", ca, proof(RegistrationCode("globex"), nil, ca, caKey), CodeIdentityMismatch, "registration code " + code},
+		{"code with a suffix", ca, proof(code+"x", nil, ca, caKey), CodeIdentityMismatch, "registration code " + code},
+		{"no common name", ca, proof("", nil, ca, caKey), CodeIdentityMismatch, "registration code " + code},
+		{"two common names", ca, twoCNs, CodeIdentityMismatch, "registration code " + code},
+		{"expired", ca, proof(code, func(c *x509.Certificate) { c.NotAfter = testNow.Add(-time.Second) }, ca, caKey), CodeExpired, "expired or not yet valid"},
+		{"not yet valid", ca, proof(code, func(c *x509.Certificate) { c.NotBefore = testNow.Add(time.Minute) }, ca, caKey), CodeExpired, "expired or not yet valid"},
+		{"missing", ca, nil, CodeMalformedCertificate, "missing"},
+		{"blank", ca, []byte(" \n\t"), CodeMalformedCertificate, "missing"},
+		{"two certificates", ca, append(append([]byte{}, good...), good...), CodeMalformedCertificate, "exactly one"},
+		{"garbage", ca, []byte("hello"), CodeMalformedCertificate, "not a PEM certificate"},
+		{"garbage DER", ca, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), CodeMalformedCertificate, "verification certificate: x509"},
+		{"the CA key instead", ca, keyPEM, CodeMalformedCertificate, "private key"},
+		{"a CSR instead", ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER(t, caKey, code)}), CodeMalformedCertificate, "not a PEM certificate"},
+		{"the CA certificate itself", ca, caPEM, CodeIdentityMismatch, "registration code"},
+		{"oversized", ca, []byte(strings.Repeat("A", MaxExternalCASize+1)), CodeTooLarge, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vc, err := VerifyCAPossession(tc.ca, tc.in, code, testNow)
+			if tc.code == "" {
+				if err != nil || vc == nil || vc.Subject.CommonName != code {
+					t.Fatalf("VerifyCAPossession = %v, %v", vc, err)
+				}
+				return
+			}
+			wantCode(t, err, tc.code)
+			if vc != nil || !strings.Contains(err.Error(), tc.detail) {
+				t.Fatalf("VerifyCAPossession = %v, %v; want detail %q", vc, err, tc.detail)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -98,6 +99,39 @@ func FuzzOCSPResponse(f *testing.F) {
 			}
 		default:
 			t.Fatalf("response does not parse: %v", perr)
+		}
+	})
+}
+
+// FuzzVerifyCAPossession: any verification certificate is either accepted
+// (signed by the CA, the registration code as its one common name, valid
+// now) or refused with a *Error.
+func FuzzVerifyCAPossession(f *testing.F) {
+	caKey, other := testKey(f, "p256"), testKey(f, "ed25519")
+	ca, caPEM := extCert(f, caTmpl(nil), nil, caKey.Public(), caKey)
+	code := RegistrationCode(testTenant)
+	for _, c := range []struct {
+		cn     string
+		signer crypto.Signer
+		parent *x509.Certificate
+	}{{code, caKey, ca}, {RegistrationCode("globex"), caKey, ca}, {code, other, nil}, {"", caKey, ca}} {
+		_, p := extCert(f, verifTmpl(c.cn, nil), c.parent, other.Public(), c.signer)
+		f.Add(p)
+	}
+	f.Add(caPEM)
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		vc, err := VerifyCAPossession(ca, data, code, testNow)
+		if err != nil {
+			var e *Error
+			if vc != nil || !errors.As(err, &e) || e.Code == "" {
+				t.Fatalf("VerifyCAPossession = %v, %v (%T)", vc, err, err)
+			}
+			return
+		}
+		if vc.CheckSignatureFrom(ca) != nil || vc.Subject.CommonName != code || testNow.Before(vc.NotBefore) || testNow.After(vc.NotAfter) {
+			t.Fatalf("accepted an unproven verification certificate: %v", vc.Subject)
 		}
 	})
 }
