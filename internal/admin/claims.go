@@ -41,6 +41,7 @@ func (s *Server) claimRoutes() []route {
 		{"GET", "/claims/{claim}", s.getClaim},
 		{"POST", "/claims/{claim}/revoke", s.revokeClaim},
 		{"GET", "/ca/external", s.listExternalCAs},
+		{"GET", "/ca/external/" + registrationCodeRoute, s.externalCARegistrationCode},
 		{"POST", "/ca/external", s.createExternalCA},
 		{"GET", "/ca/external/{name}", s.getExternalCA},
 		{"DELETE", "/ca/external/{name}", s.deleteExternalCA},

@@ -13,7 +13,7 @@ import (
 func FuzzParseClaimRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"device_id":"meter-1","model":"em-300","serial":"S1","csr":"-----BEGIN CERTIFICATE REQUEST-----\nMIGb\n-----END CERTIFICATE REQUEST-----\n"}`,
-		`{"device_id":"a b","model":"","csr":""}`, `{"device_id":1}`, `{}{}`, `[`, ``, `null`, `{"x":1}`,
+		`{"device_id":"a b","model":"","csr":""}`, `{"device_id":"m-1","model":"m","csr":"","verification_certificate":"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"}`, `{"device_id":1}`, `{}{}`, `[`, ``, `null`, `{"x":1}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -7,14 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"strings"
 	"sync"
@@ -23,6 +20,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/internal/app"
 	"github.com/fleetgate/fleetgate/internal/config"
+	"github.com/fleetgate/fleetgate/internal/identity/pki/pkitest"
 	"github.com/fleetgate/fleetgate/internal/store/sqlstore"
 )
 
@@ -278,51 +276,46 @@ func TestClaimAdminValidation(t *testing.T) {
 	}
 }
 
-// testCA makes an external CA in the test and returns its PEM.
-func testExtCA(t *testing.T, mod func(*x509.Certificate)) string {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "Factory CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(365 * 24 * time.Hour), BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
-	if mod != nil {
-		mod(tmpl)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-}
-
 func TestExternalCAAdminAndFindings(t *testing.T) {
 	e, tok, data := claimEnv(t)
 	ops := e.operator("acme", "otto", "operator")
-	good := testExtCA(t, nil)
+	good := pkitest.NewExternalCA(t, nil)
+	proof := good.Verification(t, "acme")
+	// A refused CA with a proof its own key signed: the CA is what is refused.
+	badCA := func(mod func(*x509.Certificate)) []string {
+		ca := pkitest.NewExternalCA(t, mod)
+		return []string{ca.PEM, ca.Verification(t, "acme")}
+	}
+	endEntity := badCA(func(c *x509.Certificate) { c.IsCA = false })
+	noSign := badCA(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageDigitalSignature })
+	expired := badCA(func(c *x509.Certificate) { c.NotAfter = time.Now().Add(-time.Minute) })
 	cn := map[string]any{"source": "cn"}
 	for _, tc := range []struct {
-		name, cert, want string
-		mapping          map[string]any
+		name, cert, proof, want string
+		mapping                 map[string]any
 	}{
-		{"end entity", testExtCA(t, func(c *x509.Certificate) { c.IsCA = false }), "not-a-ca", cn},
-		{"no keyCertSign", testExtCA(t, func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageDigitalSignature }), "not-a-ca", cn},
-		{"expired", testExtCA(t, func(c *x509.Certificate) { c.NotAfter = time.Now().Add(-time.Minute) }), "expired", cn},
-		{"not PEM", "hello", "malformed-certificate", cn},
-		{"bad mapping", good, "invalid-mapping", map[string]any{"source": "san-uri"}},
-		{"two placeholders", good, "invalid-mapping", map[string]any{"source": "san-dns", "pattern": "{device}.{device}"}},
+		{"end entity", endEntity[0], endEntity[1], "not-a-ca", cn},
+		{"no keyCertSign", noSign[0], noSign[1], "not-a-ca", cn},
+		{"expired", expired[0], expired[1], "expired", cn},
+		{"not PEM", "hello", proof, "malformed-certificate", cn},
+		{"bad mapping", good.PEM, proof, "invalid-mapping", map[string]any{"source": "san-uri"}},
+		{"two placeholders", good.PEM, proof, "invalid-mapping", map[string]any{"source": "san-dns", "pattern": "{device}.{device}"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.call(tok, "POST", "/ca/external", map[string]any{"name": "f", "certificate": tc.cert, "mapping": tc.mapping})
+			r := e.call(tok, "POST", "/ca/external", map[string]any{"name": "f", "certificate": tc.cert, "verification_certificate": tc.proof, "mapping": tc.mapping})
 			if r.status != 422 || problemType(t, r) != "external-ca-invalid" || !strings.Contains(string(r.body), tc.want) {
 				t.Fatalf("%d %s, want 422 %s", r.status, r.body, tc.want)
 			}
 		})
 	}
-	body := map[string]any{"name": "factory", "certificate": good, "mapping": map[string]any{"source": "san-uri", "pattern": "spiffe://acme/device/{device}"}}
+	body := map[string]any{"name": "factory", "certificate": good.PEM, "verification_certificate": proof,
+		"mapping": map[string]any{"source": "san-uri", "pattern": "spiffe://acme/device/{device}"}}
 	e.must(403, ops, "POST", "/ca/external", body)
 	e.must(201, tok, "POST", "/ca/external", body)
 	body["name"] = "again"
 	e.must(409, tok, "POST", "/ca/external", body)
-	soon := testExtCA(t, func(c *x509.Certificate) { c.NotAfter = time.Now().Add(10 * 24 * time.Hour) })
-	e.must(201, tok, "POST", "/ca/external", map[string]any{"name": "old", "certificate": soon, "mapping": cn})
+	soon := pkitest.NewExternalCA(t, func(c *x509.Certificate) { c.NotAfter = time.Now().Add(10 * 24 * time.Hour) })
+	e.must(201, tok, "POST", "/ca/external", map[string]any{"name": "old", "certificate": soon.PEM, "verification_certificate": soon.Verification(t, "acme"), "mapping": cn})
 	if l := e.must(200, ops, "GET", "/ca/external", nil)["items"].([]any); len(l) != 2 {
 		t.Fatalf("list: %v", l)
 	}
