@@ -176,7 +176,11 @@ func (a *app) externalCAsCmd() *cobra.Command {
 		Long: "Register a CA you run yourself (a factory or cloud IoT CA). A client certificate\n" +
 			"it issued authenticates the registered, active device whose id the mapping reads\n" +
 			"from it: --source cn (the subject common name), or san-uri / san-dns with a\n" +
-			"--pattern holding one {device} placeholder. Unregistered ids authenticate nobody.",
+			"--pattern holding one {device} placeholder. Unregistered ids authenticate nobody.\n\n" +
+			"Registering proves you hold the CA's private key: sign a certificate whose\n" +
+			"subject common name is the tenant's registration code (fleetgate external-cas\n" +
+			"registration-code) with the CA key and pass it with --verification-cert. A CA\n" +
+			"whose key you do not hold (a chip vendor's) cannot be registered.",
 	}
 	var page pageOpts
 	list := &cobra.Command{
@@ -200,20 +204,44 @@ func (a *app) externalCAsCmd() *cobra.Command {
 		}),
 	}
 	addPageFlags(list, &page, 0, "external CAs")
-	var certFile, source, pattern string
+	code := &cobra.Command{
+		Use: "registration-code", Short: "Print the registration code: the common name of a verification certificate", Args: cobra.NoArgs,
+		Example: "  code=$(fleetgate external-cas registration-code)\n" +
+			"  openssl req -new -key verif.key -subj \"/CN=$code\" -out verif.csr\n" +
+			"  openssl x509 -req -in verif.csr -CA factory-ca.pem -CAkey factory-ca.key -days 1 -out verif.pem",
+		RunE: a.run(func(ctx context.Context, s *session, _ []string) error {
+			var ans struct {
+				Code string `json:"registration_code"`
+			}
+			raw, err := s.call(ctx, http.MethodGet, "/ca/external/registration-code", nil, &ans)
+			if err != nil {
+				return err
+			}
+			return s.emit(raw, func() error {
+				_, err := fmt.Fprintln(s.stdout, sanitize(ans.Code))
+				return err
+			})
+		}),
+	}
+	var certFile, verifFile, source, pattern string
 	add := &cobra.Command{
-		Use:     "add NAME --cert FILE --source cn|san-uri|san-dns [--pattern P]",
-		Short:   "Register an external CA (admins)",
-		Example: "  fleetgate external-cas add factory --cert factory-ca.pem --source san-uri --pattern 'spiffe://acme.example/device/{device}'",
-		Args:    cobra.ExactArgs(1),
+		Use:   "add NAME --cert FILE --verification-cert FILE --source cn|san-uri|san-dns [--pattern P]",
+		Short: "Register an external CA (admins)",
+		Example: "  fleetgate external-cas add factory --cert factory-ca.pem --verification-cert verif.pem \\\n" +
+			"    --source san-uri --pattern 'spiffe://acme.example/device/{device}'",
+		Args: cobra.ExactArgs(1),
 		RunE: a.run(func(ctx context.Context, s *session, args []string) error {
 			b, err := os.ReadFile(certFile)
 			if err != nil {
 				return err
 			}
+			v, err := os.ReadFile(verifFile)
+			if err != nil {
+				return err
+			}
 			var c model.ExternalCA
 			raw, err := s.call(ctx, http.MethodPost, "/ca/external", map[string]any{"name": args[0], "certificate": string(b),
-				"mapping": map[string]string{"source": source, "pattern": pattern}}, &c)
+				"verification_certificate": string(v), "mapping": map[string]string{"source": source, "pattern": pattern}}, &c)
 			if err != nil {
 				return err
 			}
@@ -221,10 +249,12 @@ func (a *app) externalCAsCmd() *cobra.Command {
 		}),
 	}
 	add.Flags().StringVar(&certFile, "cert", "", "PEM file of the CA certificate (required)")
+	add.Flags().StringVar(&verifFile, "verification-cert", "", "PEM certificate signed by the CA key whose common name is the registration code (required)")
 	add.Flags().StringVar(&source, "source", "cn", "where the device id is: cn, san-uri or san-dns")
 	add.Flags().StringVar(&pattern, "pattern", "", "template with one {device}, e.g. {device}.devices.example.com")
 	_ = add.MarkFlagRequired("cert")
+	_ = add.MarkFlagRequired("verification-cert")
 	del := a.deleteCmd("external CA", "NAME", func(args []string) (string, error) { return escapePath("ca", "external", args[0]) })
-	cmd.AddCommand(list, add, del)
+	cmd.AddCommand(list, code, add, del)
 	return cmd
 }

@@ -3,24 +3,17 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	fgapp "github.com/fleetgate/fleetgate/internal/app"
 	"github.com/fleetgate/fleetgate/internal/config"
+	"github.com/fleetgate/fleetgate/internal/identity/pki/pkitest"
 )
 
 // TestClaimsAndExternalCACommands runs the commands against a real node.
@@ -69,17 +62,32 @@ func TestClaimsAndExternalCACommands(t *testing.T) {
 		t.Fatalf("get after revoke: %s", r.stdout)
 	}
 
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "CLI Factory CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(24 * 365 * time.Hour), BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	file := filepath.Join(t.TempDir(), "ca.pem")
-	_ = os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	run("external-cas", "add", "factory", "--cert", file, "--source", "san-dns", "--pattern", "{device}.devices.example.com")
+	ca := pkitest.NewExternalCA(t, nil)
+	dir := t.TempDir()
+	file, verif, wrong := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "verif.pem"), filepath.Join(dir, "wrong.pem")
+	if r := run("external-cas", "registration-code"); r.stdout != "fleetgate-ca-verification:default\n" {
+		t.Fatalf("registration-code: %q", r.stdout)
+	}
+	if r := run("-o", "json", "external-cas", "registration-code"); !strings.Contains(r.stdout, `"registration_code": "fleetgate-ca-verification:default"`) {
+		t.Fatalf("registration-code -o json: %q", r.stdout)
+	}
+	for name, body := range map[string]string{file: ca.PEM, verif: ca.Verification(t, "default"), wrong: ca.Verification(t, "other")} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := runCLI(t, o, "external-cas", "add", "factory", "--cert", file, "--source", "cn"); r.err == nil || !strings.Contains(r.all(), "verification-cert") {
+		t.Fatalf("add without --verification-cert: %s", r.all())
+	}
+	if r := runCLI(t, o, "external-cas", "add", "factory", "--cert", file, "--verification-cert", wrong); r.err == nil ||
+		!strings.Contains(r.all(), "/verification_certificate") || !strings.Contains(r.all(), "fleetgate-ca-verification:default") {
+		t.Fatalf("add with another tenant's proof: %s", r.all())
+	}
+	run("external-cas", "add", "factory", "--cert", file, "--verification-cert", verif, "--source", "san-dns", "--pattern", "{device}.devices.example.com")
 	if r := run("external-cas", "list"); !strings.Contains(r.stdout, "factory") || !strings.Contains(r.stdout, "{device}.devices.example.com") {
 		t.Fatalf("external-cas list: %s", r.stdout)
 	}
-	if r := runCLI(t, o, "external-cas", "add", "bad", "--cert", file, "--source", "san-dns"); r.err == nil || !strings.Contains(r.all(), "mapping") {
+	if r := runCLI(t, o, "external-cas", "add", "bad", "--cert", file, "--verification-cert", verif, "--source", "san-dns"); r.err == nil || !strings.Contains(r.all(), "mapping") {
 		t.Fatalf("bad mapping accepted: %s", r.all())
 	}
 	run("external-cas", "delete", "factory")
