@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +26,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/fleetgate/fleetgate/internal/config"
+	"github.com/fleetgate/fleetgate/internal/identity/pki/pkitest"
 )
 
 // claimNode is a node with HTTP, HTTPS and MQTTS data-plane listeners, a
@@ -263,22 +263,18 @@ func TestClaimCertificateOnlyEnrolls(t *testing.T) {
 // refuses the next one.
 func TestExternalCADevice(t *testing.T) {
 	n := newClaimNode(t)
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Acme Factory CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(365 * 24 * time.Hour), BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	caCert, _ := x509.ParseCertificate(caDER)
+	ca := pkitest.NewExternalCA(t, nil)
 	leaf := func(cn string) tls.Certificate {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Minute),
+		key := pkitest.NewKey(t)
+		tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Minute),
 			NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return keyPair(t, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), key)
+		return keyPair(t, string(ca.Issue(t, tmpl, key.Public())), key)
 	}
-	n.adm("POST", "/ca/external", map[string]any{"name": "factory", "certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
+	// The registration code as the admin API gives it, and the proof the
+	// CA key signs for it.
+	code := n.adm("GET", "/ca/external/registration-code", nil, 200)["registration_code"].(string)
+	proof := ca.VerificationWith(t, func(c *x509.Certificate) { c.Subject.CommonName = code })
+	n.adm("POST", "/ca/external", map[string]any{"name": "factory", "certificate": ca.PEM, "verification_certificate": proof,
 		"mapping": map[string]any{"source": "cn"}}, 201)
 	n.adm("POST", "/devices", map[string]any{"id": "ext-1", "model": "em-300", "status": "active"}, 201)
 	ext1, ext2 := leaf("ext-1"), leaf("ext-2")
@@ -290,6 +286,21 @@ func TestExternalCADevice(t *testing.T) {
 	}
 	if status, _ := n.push(t, &ext2, "ext-2"); status != 401 {
 		t.Fatalf("unregistered device of the external CA: %d", status)
+	}
+	// Another tenant knows the CA certificate, registers a device ext-1 and
+	// replays this tenant's proof: it cannot register the CA, so ext-1's
+	// certificate neither authenticates into it nor becomes ambiguous.
+	evil := []string{"Fleetgate-Tenant", "evil"}
+	n.adm("POST", "/tenants", map[string]any{"id": "evil"}, 201)
+	adminCall(t, n.app, n.root, "POST", "/operators", map[string]any{"name": "mallory", "roles": []string{"admin"}}, 201, evil...)
+	mallory := adminCall(t, n.app, n.root, "POST", "/tokens", map[string]any{"name": "t", "operator": "mallory"}, 201, evil...)["secret"].(string)
+	adminCall(t, n.app, mallory, "POST", "/devices", map[string]any{"id": "ext-1", "model": "em-300", "status": "active"}, 201)
+	for _, p := range []string{"", proof} {
+		adminCall(t, n.app, mallory, "POST", "/ca/external", map[string]any{"name": "stolen", "certificate": ca.PEM, "verification_certificate": p,
+			"mapping": map[string]any{"source": "cn"}}, 422)
+	}
+	if status, body := n.push(t, &ext1, "ext-1"); status != 200 || body != "device:ext-1" {
+		t.Fatalf("external-CA device after another tenant's attempt: %d %q", status, body)
 	}
 	if !n.mqttsConnect(t, &ext1, "ext-1", nil) {
 		t.Fatal("external-CA device refused on MQTTS")

@@ -28,13 +28,17 @@ func startNode(t testing.TB, cfg config.Config) *App {
 }
 
 // adminCall sends a JSON request to a's admin API and decodes the JSON
-// answer. want is the expected status; 0 accepts any 2xx.
-func adminCall(t testing.TB, a *App, tok, method, path string, body any, want int) map[string]any {
+// answer. want is the expected status; 0 accepts any 2xx. hdr are extra
+// header name/value pairs (e.g. Fleetgate-Tenant).
+func adminCall(t testing.TB, a *App, tok, method, path string, body any, want int, hdr ...string) map[string]any {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest(method, a.AdminURL()+"/admin/v1"+path, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
