@@ -99,6 +99,27 @@ func (s *Server) getReview(w http.ResponseWriter, r *http.Request, p *principal)
 	return writeJSON(w, http.StatusOK, out)
 }
 
+// reviewableVersion is what an approval or a change request starts with:
+// the version named in the path, locked (lockedVersion), in review, with
+// its review state, and the caller eligible to review it.
+func reviewableVersion(tx store.Tx, p *principal, r *http.Request) (*model.Version, *review.State, error) {
+	v, err := lockedVersion(tx, p, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if v.State != model.StateInReview {
+		return nil, nil, notInReview(v)
+	}
+	st, err := review.Load(tx, v)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ref := review.Eligible(p.op, p.actor, v, st.CoAuthors, st.Settings); ref != nil {
+		return nil, nil, refusalProblem(ref)
+	}
+	return v, st, nil
+}
+
 // lockedVersion loads the version named in the path and takes its row
 // lock, then reads it again: every review step of one version sees the
 // steps committed before it (two last approvals cannot both miss each

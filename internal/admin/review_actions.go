@@ -152,19 +152,9 @@ func (s *Server) approveReview(w http.ResponseWriter, r *http.Request, p *princi
 	}
 	var out approveAnswer
 	err := s.mutate(r.Context(), p, func(tx store.Tx, rec *model.AuditRecord) error {
-		v, err := lockedVersion(tx, p, r)
+		v, st, err := reviewableVersion(tx, p, r)
 		if err != nil {
 			return err
-		}
-		if v.State != model.StateInReview {
-			return notInReview(v)
-		}
-		st, err := review.Load(tx, v)
-		if err != nil {
-			return err
-		}
-		if ref := review.Eligible(p.op, p.actor, v, st.CoAuthors, st.Settings); ref != nil {
-			return refusalProblem(ref)
 		}
 		ev := &model.ReviewEvent{ID: newID(), TenantID: p.tenant, VersionID: v.ID, Round: st.Round, Kind: model.ReviewApproval, Actor: p.actor,
 			Comment: b.Comment, PublishAt: publishAt, At: now()}
@@ -240,19 +230,9 @@ func (s *Server) requestChanges(w http.ResponseWriter, r *http.Request, p *princ
 		Version *model.Version     `json:"version"`
 	}
 	err := s.mutate(r.Context(), p, func(tx store.Tx, rec *model.AuditRecord) error {
-		v, err := lockedVersion(tx, p, r)
+		v, st, err := reviewableVersion(tx, p, r)
 		if err != nil {
 			return err
-		}
-		if v.State != model.StateInReview {
-			return notInReview(v)
-		}
-		st, err := review.Load(tx, v)
-		if err != nil {
-			return err
-		}
-		if ref := review.Eligible(p.op, p.actor, v, st.CoAuthors, st.Settings); ref != nil {
-			return refusalProblem(ref)
 		}
 		if errs := anchorErrs(v, &b); errs != nil {
 			return invalid("invalid comment anchor", errs...)
