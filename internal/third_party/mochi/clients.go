@@ -214,11 +214,8 @@ func newClient(c net.Conn, o *ops) *Client {
 // fleetgate: replaces the send on the outbound channel and the writer
 // goroutine upstream started at connect (WriteLoop); see outQueue. pk is
 // the caller's own copy: it is prepared for this client in place, and not
-// kept.
+// kept. The caller (publishToClient) has checked the connection is open.
 func (cl *Client) enqueue(pk *packets.Packet) bool {
-	if cl.Closed() || cl.Net.Conn == nil {
-		return true // as WritePacket: nothing is written to a closed client
-	}
 	buf := mempool.GetBuffer()
 	defer mempool.PutBuffer(buf)
 	err := cl.encodePacket(pk, buf)
